@@ -1,0 +1,182 @@
+//! Elementwise activations, applied in place over a layer's row-major output.
+//!
+//! The derivative is computed from the activation's output `a` rather than its input `z`
+//! (relu: `a > 0`, sigmoid: `a(1-a)`, tanh: `1-a²`), so a layer keeps one buffer, not two.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Activation {
+    Relu,
+    /// `slope` must be >= 0 so that the sign of the output tells the sign of the input.
+    LeakyRelu {
+        slope: f32,
+    },
+    Sigmoid,
+    Tanh,
+    Identity,
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Identity => "identity",
+        }
+    }
+
+    /// Whether He initialisation suits it (the ReLU family); otherwise Xavier does.
+    pub fn is_relu_family(&self) -> bool {
+        matches!(self, Activation::Relu | Activation::LeakyRelu { .. })
+    }
+
+    /// `f(x)` in f32.
+    #[inline(always)]
+    pub fn apply(&self, x: f32) -> f32 {
+        match *self {
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    slope * x
+                }
+            }
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Identity => x,
+        }
+    }
+
+    /// `f'(x)` written in terms of `a = f(x)`.
+    #[inline(always)]
+    pub fn derivative_from_output(&self, a: f32) -> f32 {
+        match *self {
+            Activation::Relu => {
+                if a > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if a > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Sigmoid => a * (1.0 - a),
+            Activation::Tanh => 1.0 - a * a,
+            Activation::Identity => 1.0,
+        }
+    }
+
+    /// `f(x)` in f64, for the reference forward pass of gradient checks.
+    pub fn apply_f64(&self, x: f64) -> f64 {
+        match *self {
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    f64::from(slope) * x
+                }
+            }
+            Activation::Sigmoid => {
+                if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Activation::Tanh => x.tanh(),
+            Activation::Identity => x,
+        }
+    }
+
+    /// `out[r, j] = f(out[r, j] + bias[j])` over a row-major block, one pass.
+    pub fn add_bias_and_apply(&self, out: &mut [f32], bias: &[f32]) {
+        let width = bias.len();
+        debug_assert_eq!(out.len() % width.max(1), 0);
+        for row in out.chunks_exact_mut(width) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = self.apply(*v + b);
+            }
+        }
+    }
+
+    /// `delta *= f'(z)`, with `f'` taken from the layer's output `a`.
+    pub fn scale_by_derivative(&self, delta: &mut [f32], a: &[f32]) {
+        debug_assert_eq!(delta.len(), a.len());
+        if let Activation::Identity = self {
+            return;
+        }
+        for (d, &out) in delta.iter_mut().zip(a) {
+            *d *= self.derivative_from_output(out);
+        }
+    }
+}
+
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    // Two branches so that exp never overflows.
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Activation; 5] = [
+        Activation::Relu,
+        Activation::LeakyRelu { slope: 0.1 },
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Identity,
+    ];
+
+    #[test]
+    fn derivative_from_output_matches_finite_differences() {
+        for act in ALL {
+            for &x in &[-3.0f64, -0.7, -0.01, 0.02, 0.5, 2.5] {
+                let h = 1e-6;
+                let numeric = (act.apply_f64(x + h) - act.apply_f64(x - h)) / (2.0 * h);
+                let analytic = act.derivative_from_output(act.apply(x as f32));
+                assert!(
+                    (numeric - f64::from(analytic)).abs() < 1e-4,
+                    "{act:?} at {x}: {numeric} vs {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f32_and_f64_agree_and_sigmoid_does_not_overflow() {
+        for act in ALL {
+            for &x in &[-5.0f32, -1.0, 0.0, 0.3, 4.0] {
+                let diff = f64::from(act.apply(x)) - act.apply_f64(f64::from(x));
+                assert!(diff.abs() < 1e-6, "{act:?} {x}");
+            }
+        }
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+    }
+
+    #[test]
+    fn bias_then_activation_in_one_pass() {
+        let mut out = [1.0f32, -2.0, 0.5, -0.25];
+        Activation::Relu.add_bias_and_apply(&mut out, &[0.5, 1.0]);
+        assert_eq!(out, [1.5, 0.0, 1.0, 0.75]);
+    }
+}

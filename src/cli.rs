@@ -1,0 +1,238 @@
+//! The command line: `backprop --config FILE` trains; `eval`, `predict` and `gradcheck` are
+//! subcommands. Paths given here are relative to the working directory.
+
+use crate::config::Loaded;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit statuses beyond 0 (success), 1 (error) and 2 (usage).
+pub mod exit {
+    pub const ERROR: i32 = 1;
+    pub const DIVERGED: i32 = 3;
+    pub const GRADCHECK_FAILED: i32 = 4;
+    /// 128 + SIGINT, as shells report a Ctrl-C.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "backprop",
+    version,
+    about = "Fast, correct, reproducible training of multilayer perceptrons",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit status: 0 success, 1 error, 2 usage, 3 training diverged (NaN/inf), \
+                  4 gradient check failed, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a network (the default when no subcommand is given).
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the test set: loss, accuracy, per-class precision and
+    /// recall, confusion matrix.
+    Eval(EvalArgs),
+    /// Predict with a checkpoint: an IDX image file, or PNG/JPEG images.
+    Predict(PredictArgs),
+    /// Compare every analytic gradient with central finite differences.
+    Gradcheck(GradcheckArgs),
+    /// Measure a config: seconds per training epoch and the sgemm floor of the same epoch.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrainArgs {
+    /// The TOML run description (optional with --resume: the checkpoint holds its config).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Total epochs of the run (a resumed run counts the epochs already done).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long, value_name = "X")]
+    pub lr: Option<f32>,
+    /// Hidden layer widths, e.g. 300,300 (empty string: no hidden layer).
+    #[arg(long, value_name = "W,W,..", value_delimiter = ',', num_args = 0..)]
+    pub hidden: Option<Vec<usize>>,
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// BLAS and rayon threads [default: physical cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// A folder with the four standard IDX files (replaces the config's data source).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Per-epoch metrics as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    /// Per-epoch metrics as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv_out: Option<PathBuf>,
+    /// Learning curves (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write a checkpoint (safetensors) at the end, and every checkpoint_every epochs.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Print per-epoch diagnostics (dead units, saturation, update ratios, gradient norms).
+    #[arg(long)]
+    pub diagnostics: bool,
+    /// No progress bar and no per-epoch lines; only the result and problems.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A checkpoint written by --save.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Evaluate on the test files of this folder instead of the training config's.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A checkpoint written by --save.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// An IDX image file, or PNG/JPEG images.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Invert grey levels of images (MNIST digits are white on black) [default: auto, by
+    /// the border's brightness].
+    #[arg(long, value_enum, default_value_t = Invert::Auto)]
+    pub invert: Invert,
+    /// Regression models: write x, target and prediction over the test set as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv_out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Times the floor (the epoch's products alone) is measured; the best counts.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub floor_repeats: usize,
+    /// Machine-readable output (one JSON object).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invert {
+    Auto,
+    Yes,
+    No,
+}
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Shrink the input to its first N features (keeps the check fast on wide data).
+    #[arg(long, value_name = "N")]
+    pub inputs: Option<usize>,
+    /// Samples in the checked batch.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub samples: usize,
+    /// Entries checked per tensor (all of a smaller tensor).
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    pub per_tensor: usize,
+    /// Largest acceptable relative error.
+    #[arg(long, default_value_t = 1e-3, value_name = "X")]
+    pub threshold: f64,
+}
+
+fn absolute(p: &PathBuf) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.clone())
+}
+
+impl TrainArgs {
+    /// Applies command-line overrides to a loaded config.
+    pub fn apply(&self, loaded: &mut Loaded) {
+        let c = &mut loaded.config;
+        if let Some(v) = self.epochs {
+            c.train.epochs = v;
+        }
+        if let Some(v) = self.batch_size {
+            c.train.batch_size = v;
+        }
+        if let Some(v) = self.lr {
+            c.optimizer.lr = v;
+        }
+        if let Some(v) = &self.hidden {
+            c.model.hidden = v.clone();
+            // Per-layer activations no longer line up with the new layers.
+            c.model.activations = None;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = self.threads {
+            c.threads = Some(v);
+        }
+        if let Some(dir) = &self.data_dir {
+            let d = &mut c.data;
+            d.dir = Some(absolute(dir));
+            d.train_images = None;
+            d.train_labels = None;
+            d.test_images = None;
+            d.test_labels = None;
+            d.sine = None;
+            d.xor = None;
+            d.csv = None;
+        }
+        let o = &mut c.output;
+        for (flag, field) in [
+            (&self.metrics_out, &mut o.metrics),
+            (&self.csv_out, &mut o.csv),
+            (&self.plot, &mut o.plot),
+            (&self.save, &mut o.save),
+        ] {
+            if let Some(p) = flag {
+                *field = Some(absolute(p));
+            }
+        }
+        if self.diagnostics {
+            o.diagnostics = true;
+        }
+    }
+}
+
+/// Parses the command line, runs, and returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let interrupt = crate::interrupt::install();
+    let result = match cli.command {
+        None => crate::app::train(&cli.train, interrupt),
+        Some(Command::Train(args)) => crate::app::train(&args, interrupt),
+        Some(Command::Eval(args)) => crate::app::eval(&args),
+        Some(Command::Predict(args)) => crate::app::predict(&args),
+        Some(Command::Gradcheck(args)) => crate::app::gradcheck(&args),
+        Some(Command::Bench(args)) => crate::app::bench(&args, interrupt),
+    };
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::ERROR
+        }
+    }
+}

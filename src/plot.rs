@@ -1,0 +1,167 @@
+//! Learning curves: loss and accuracy against epoch for the training, validation and test
+//! sets, as PNG or SVG (by the file's extension). The font is embedded (DejaVu Sans), so a
+//! PNG renders the same on a machine without fonts.
+
+use crate::train::EpochRecord;
+use anyhow::{anyhow, bail, Result};
+use image::ImageEncoder as _;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+const SIZE: (u32, u32) = (1100, 450);
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is a valid TTF; if it were not, text would simply be missing.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+struct Curve<'a> {
+    label: &'a str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+fn curves(history: &[EpochRecord], accuracy: bool) -> Vec<Curve<'static>> {
+    let pick = |f: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .filter_map(|r| f(r).filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
+            .collect()
+    };
+    let series: [(&str, RGBColor, Vec<(f64, f64)>); 3] = if accuracy {
+        [
+            ("train", BLUE, pick(&|r| r.train_acc.map(|a| 100.0 * a))),
+            ("validation", GREEN, pick(&|r| r.val_acc.map(|a| 100.0 * a))),
+            ("test", RED, pick(&|r| r.test_acc.map(|a| 100.0 * a))),
+        ]
+    } else {
+        [
+            ("train", BLUE, pick(&|r| Some(r.train_loss))),
+            ("validation", GREEN, pick(&|r| r.val_loss)),
+            ("test", RED, pick(&|r| Some(r.test_loss))),
+        ]
+    };
+    series
+        .into_iter()
+        .filter(|(_, _, p)| !p.is_empty())
+        .map(|(label, color, points)| Curve {
+            label,
+            color,
+            points,
+        })
+        .collect()
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+    epochs: usize,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let x_max = epochs.max(2) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(1.0..x_max, (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    for c in curves {
+        let color = c.color;
+        chart
+            .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(c.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        if c.points.len() < 30 {
+            chart
+                .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, history: &[EpochRecord], title: &str) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root
+        .titled(title, (FONT, 20))
+        .map_err(|e| e.to_string())?;
+    let epochs = history.last().map_or(1, |r| r.epoch);
+    let acc = curves(history, true);
+    let loss = curves(history, false);
+    if acc.is_empty() {
+        panel(&root, "loss", "loss", &loss, epochs)?;
+    } else {
+        let (left, right) = root.split_horizontally(SIZE.0 / 2);
+        panel(&left, "loss", "loss", &loss, epochs)?;
+        panel(&right, "accuracy", "accuracy (%)", &acc, epochs)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes the learning curves of `history` to `path` (`.png` or `.svg`), atomically.
+pub fn learning_curves(path: &Path, history: &[EpochRecord], title: &str) -> Result<()> {
+    if history.is_empty() {
+        bail!("no completed epoch to plot");
+    }
+    register_font();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let fail = |e: String| anyhow!("cannot draw plot {}: {e}", path.display());
+    let bytes = match ext.as_str() {
+        "svg" => {
+            let mut svg = String::new();
+            draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), history, title)
+                .map_err(fail)?;
+            svg.into_bytes()
+        }
+        "png" => {
+            let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+            draw(
+                BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+                history,
+                title,
+            )
+            .map_err(fail)?;
+            let mut png = Vec::new();
+            image::codecs::png::PngEncoder::new(&mut png)
+                .write_image(&pixels, SIZE.0, SIZE.1, image::ExtendedColorType::Rgb8)
+                .map_err(|e| anyhow!("cannot encode PNG {}: {e}", path.display()))?;
+            png
+        }
+        _ => bail!("plot file {} must end in .png or .svg", path.display()),
+    };
+    crate::atomic::write(path, &bytes)
+        .map_err(|e| anyhow!("cannot write plot {}: {e}", path.display()))
+}

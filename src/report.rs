@@ -1,0 +1,167 @@
+//! What a run tells its user: the header line, a progress bar per epoch (stderr, only on a
+//! terminal), one summary line per epoch (stdout), warnings (stderr), and the metrics files.
+
+use crate::atomic;
+use crate::loss::Score;
+use crate::train::EpochRecord;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Whether stderr may carry colour: a terminal, and `NO_COLOR` unset.
+pub fn color_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+pub fn warn(message: &str) {
+    if color_allowed() {
+        eprintln!("\x1b[33mwarning:\x1b[0m {message}");
+    } else {
+        eprintln!("warning: {message}");
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!(" acc {:.2}%", 100.0 * v))
+}
+
+/// The summary line of an epoch.
+pub fn epoch_line(r: &EpochRecord, total_epochs: usize) -> String {
+    let width = total_epochs.to_string().len();
+    let mut line = format!(
+        "epoch {:>width$}/{total_epochs}  lr {:.4}  train loss {:.4}{}",
+        r.epoch,
+        r.lr,
+        r.train_loss,
+        pct(r.train_acc)
+    );
+    if let Some(v) = r.val_loss {
+        line += &format!("  val loss {v:.4}{}", pct(r.val_acc));
+    }
+    line += &format!(
+        "  test loss {:.4}{}  {:.2}s ({:.0} samples/s) + eval {:.2}s",
+        r.test_loss,
+        pct(r.test_acc),
+        r.seconds,
+        r.samples_per_sec,
+        r.eval_seconds
+    );
+    line
+}
+
+/// The progress bar of the running epoch.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    last_message: Instant,
+    total_epochs: usize,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, total_epochs: usize) -> Self {
+        let show = !quiet && std::io::stderr().is_terminal();
+        Progress {
+            bar: show.then(ProgressBar::hidden),
+            last_message: Instant::now(),
+            total_epochs,
+        }
+    }
+
+    pub fn start(&mut self, epoch: usize, samples: usize) {
+        if self.bar.is_none() {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(samples as u64), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "epoch {prefix} [{bar:28}] {pos}/{len} {msg} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(format!("{epoch}/{}", self.total_epochs));
+        self.bar = Some(bar);
+    }
+
+    pub fn update(&mut self, samples_done: usize, running: &Score) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_position(samples_done as u64);
+        // Formatting allocates: do it a few times a second, not per batch.
+        if self.last_message.elapsed() >= Duration::from_millis(200) {
+            self.last_message = Instant::now();
+            bar.set_message(format!("loss {:.4}{}", running.mean_loss(), pct(running.accuracy())));
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The whole history as JSON lines: one object per epoch.
+pub fn write_json_lines(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in history {
+        text += &serde_json::to_string(r)?;
+        text.push('\n');
+    }
+    atomic::write(path, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write metrics {}: {e}", path.display()))
+}
+
+pub const CSV_HEADER: &str =
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,eval_seconds,samples_per_sec";
+
+/// The whole history as CSV.
+pub fn write_csv(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    atomic::write_with(path, |out| {
+        writeln!(out, "{CSV_HEADER}")?;
+        for r in history {
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{}",
+                r.epoch,
+                r.lr,
+                r.train_loss,
+                opt(r.train_acc),
+                opt(r.val_loss),
+                opt(r.val_acc),
+                r.test_loss,
+                opt(r.test_acc),
+                r.seconds,
+                r.eval_seconds,
+                r.samples_per_sec
+            )?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("cannot write metrics {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_line_shows_train_and_test_figures() {
+        let r = EpochRecord {
+            epoch: 3,
+            lr: 0.05,
+            train_loss: 0.07123,
+            train_acc: Some(0.97851),
+            test_loss: 0.08,
+            test_acc: Some(0.9752),
+            seconds: 2.31,
+            eval_seconds: 0.12,
+            samples_per_sec: 25974.0,
+            ..EpochRecord::default()
+        };
+        assert_eq!(
+            epoch_line(&r, 10),
+            "epoch  3/10  lr 0.0500  train loss 0.0712 acc 97.85%  test loss 0.0800 acc 97.52%  \
+             2.31s (25974 samples/s) + eval 0.12s"
+        );
+    }
+}
