@@ -68,7 +68,10 @@ struct RunObserver<'a> {
 impl RunObserver<'_> {
     fn warn_once(&mut self, message: String) {
         // One warning of each kind per run: key on the text before its first figure.
-        let key: String = message.chars().take_while(|c| !c.is_ascii_digit()).collect();
+        let key: String = message
+            .chars()
+            .take_while(|c| !c.is_ascii_digit())
+            .collect();
         if self.warned.insert(key) {
             self.progress.finish();
             report::warn(&message);
@@ -94,8 +97,12 @@ impl Observer for RunObserver<'_> {
                 diagnostics::lines(d).iter().for_each(|l| println!("{l}"));
             }
         }
-        let previous = state.history.len().checked_sub(2).map(|i| &state.history[i]);
-        for w in diagnostics::warnings(record, previous, &state.net) {
+        let previous = state
+            .history
+            .len()
+            .checked_sub(2)
+            .map(|i| &state.history[i]);
+        for w in diagnostics::warnings(record, previous, &state.net, state.optimizer.steps) {
             self.warn_once(w);
         }
         if let Some(p) = &out.metrics {
@@ -105,7 +112,7 @@ impl Observer for RunObserver<'_> {
             report::write_csv(p, &state.history)?;
         }
         if let (Some(p), Some(every)) = (&out.save, out.checkpoint_every) {
-            if record.epoch % every == 0 {
+            if record.epoch.is_multiple_of(every) {
                 save(self.exp, state, p)?;
             }
         }
@@ -205,6 +212,9 @@ pub fn train(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
         if cfg!(debug_assertions) {
             report::warn("this is a debug build, many times slower: use cargo run --release");
         }
+        if let Some(advice) = blas::core_advice() {
+            report::warn(&advice);
+        }
     }
     let total_epochs = trainer.rules.epochs;
     let mut observer = RunObserver {
@@ -269,7 +279,10 @@ fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i
                 exp.loaded.config.optimizer.lr / 10.0
             );
             if let (Some(p), true) = (&out.save, done > 0) {
-                eprintln!("the last good state (after epoch {done}) is in {}", p.display());
+                eprintln!(
+                    "the last good state (after epoch {done}) is in {}",
+                    p.display()
+                );
             }
             return Ok(exit::DIVERGED);
         }
@@ -294,9 +307,9 @@ fn print_result(state: &TrainState, reason: &StopReason) {
         _ => "all epochs done".to_string(),
     };
     let secs: f64 = state.history.iter().map(|r| r.seconds).sum();
-    let acc = last
-        .test_acc
-        .map_or(String::new(), |a| format!(", test accuracy {:.2}%", 100.0 * a));
+    let acc = last.test_acc.map_or(String::new(), |a| {
+        format!(", test accuracy {:.2}%", 100.0 * a)
+    });
     println!(
         "result: test loss {:.5}{acc} after {} epochs ({why}); training {:.2} s/epoch",
         last.test_loss,
@@ -306,7 +319,11 @@ fn print_result(state: &TrainState, reason: &StopReason) {
 }
 
 /// The test set a checkpoint should be evaluated on.
-fn checkpoint_test_set(ck: &Checkpoint, model: &Path, data_dir: Option<&PathBuf>) -> Result<Dataset> {
+fn checkpoint_test_set(
+    ck: &Checkpoint,
+    model: &Path,
+    data_dir: Option<&PathBuf>,
+) -> Result<Dataset> {
     let mut loaded = ck.loaded_config(model)?;
     if let Some(dir) = data_dir {
         crate::cli::TrainArgs {
@@ -376,7 +393,9 @@ pub fn predict(args: &PredictArgs) -> Result<i32> {
                     file.dims()
                 );
             }
-            let labels = (0..file.count()).map(|i| format!("{}[{i}]", input.display())).collect();
+            let labels = (0..file.count())
+                .map(|i| format!("{}[{i}]", input.display()))
+                .collect();
             (labels, file.data().to_vec())
         };
         let mut x = vec![0.0f32; bytes.len()];
@@ -391,7 +410,12 @@ pub fn predict(args: &PredictArgs) -> Result<i32> {
 }
 
 /// The first `samples` samples of `data`, transformed, cut to their first `inputs` features.
-fn shrunk(data: &Dataset, transform: &crate::data::InputTransform, samples: usize, inputs: usize) -> Dataset {
+fn shrunk(
+    data: &Dataset,
+    transform: &crate::data::InputTransform,
+    samples: usize,
+    inputs: usize,
+) -> Dataset {
     let width = data.width();
     let mut features = Vec::with_capacity(samples * inputs);
     let mut raw = vec![0.0f32; width];
@@ -416,7 +440,12 @@ fn shrunk(data: &Dataset, transform: &crate::data::InputTransform, samples: usiz
             width: data.target_width(),
         },
     };
-    float_dataset(format!("{} (first {samples})", data.name), features, inputs, targets)
+    float_dataset(
+        format!("{} (first {samples})", data.name),
+        features,
+        inputs,
+        targets,
+    )
 }
 
 pub fn gradcheck(args: &GradcheckArgs) -> Result<i32> {
@@ -428,7 +457,10 @@ pub fn gradcheck(args: &GradcheckArgs) -> Result<i32> {
     thread_pool(loaded.config.threads.unwrap_or_else(setup::default_threads))?;
     let exp = Experiment::prepare(loaded)?;
     let samples = args.samples.clamp(1, exp.train.len());
-    let inputs = args.inputs.unwrap_or(exp.train.width()).clamp(1, exp.train.width());
+    let inputs = args
+        .inputs
+        .unwrap_or(exp.train.width())
+        .clamp(1, exp.train.width());
     let data = shrunk(&exp.train, &exp.transform, samples, inputs);
     let mut arch = exp.arch.clone();
     arch.inputs = inputs;
@@ -437,12 +469,16 @@ pub fn gradcheck(args: &GradcheckArgs) -> Result<i32> {
     let net = Network::initialised(arch, cfg.init(), cfg.model.bias_init, cfg.seed);
     let identity = crate::data::InputTransform::identity();
     let indices: Vec<usize> = (0..samples).collect();
-    let checks = crate::gradcheck::check(&net, &data, &identity, &indices, args.per_tensor, cfg.seed);
+    let checks =
+        crate::gradcheck::check(&net, &data, &identity, &indices, args.per_tensor, cfg.seed);
     println!(
         "gradient check of {} on {samples} sample(s), central differences in f64",
         net.arch.describe()
     );
-    println!("{:<16} {:>8} {:>14} {:>14}", "tensor", "checked", "max abs err", "max rel err");
+    println!(
+        "{:<16} {:>8} {:>14} {:>14}",
+        "tensor", "checked", "max abs err", "max rel err"
+    );
     for c in &checks {
         println!(
             "{:<16} {:>8} {:>14.3e} {:>14.3e}",
@@ -451,10 +487,16 @@ pub fn gradcheck(args: &GradcheckArgs) -> Result<i32> {
     }
     let worst = checks.iter().map(|c| c.max_rel_error).fold(0.0, f64::max);
     if worst <= args.threshold {
-        println!("OK: worst relative error {worst:.3e} <= {:.1e}", args.threshold);
+        println!(
+            "OK: worst relative error {worst:.3e} <= {:.1e}",
+            args.threshold
+        );
         Ok(0)
     } else {
-        println!("FAILED: worst relative error {worst:.3e} > {:.1e}", args.threshold);
+        println!(
+            "FAILED: worst relative error {worst:.3e} > {:.1e}",
+            args.threshold
+        );
         Ok(exit::GRADCHECK_FAILED)
     }
 }
@@ -500,8 +542,13 @@ pub fn bench(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
     }
     let history = trainer.state.history.clone();
     let last = history.last().context("no epoch completed")?;
-    let batches = crate::bench::epoch_batches(exp.train_indices.len(), batch, exp.loaded.config.train.drop_last);
-    let floor = pool.install(|| crate::bench::sgemm_floor(&trainer.state.net, &batches, args.floor_repeats));
+    let batches = crate::bench::epoch_batches(
+        exp.train_indices.len(),
+        batch,
+        exp.loaded.config.train.drop_last,
+    );
+    let floor = pool
+        .install(|| crate::bench::sgemm_floor(&trainer.state.net, &batches, args.floor_repeats));
     let med = median(history.iter().map(|r| r.seconds).collect());
     let report = BenchReport {
         architecture: exp.arch.describe(),
@@ -523,7 +570,11 @@ pub fn bench(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{} | batch {batch} | {}", report.architecture, blas::describe());
+        println!(
+            "{} | batch {batch} | {}",
+            report.architecture,
+            blas::describe()
+        );
         println!(
             "epoch {:.4} s (median of {}), sgemm floor {:.4} s, ratio {:.3}; {:.2} us/step",
             med,

@@ -9,7 +9,13 @@ use std::time::Instant;
 
 /// Every product of one training step on `n` rows: forward `X W`, weight gradients `Xᵀ δ`,
 /// and deltas `δ Wᵀ` (not for the input layer), as the real step issues them.
-pub fn step_products(net: &Network, acts: &mut Activations, deltas: &mut Deltas, grads: &mut [f32], n: usize) {
+pub fn step_products(
+    net: &Network,
+    acts: &mut Activations,
+    deltas: &mut Deltas,
+    grads: &mut [f32],
+    n: usize,
+) {
     let layers = net.layer_count();
     for l in 0..layers {
         let (done, rest) = acts.bufs.split_at_mut(l + 1);
@@ -27,8 +33,17 @@ pub fn step_products(net: &Network, acts: &mut Activations, deltas: &mut Deltas,
         let (below, from_here) = deltas.bufs.split_at_mut(l);
         let delta = from_here[0].slice(s![..n, ..]);
         let w = net.weight_info(l);
-        let grad_w = ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
-        gemm(1.0, acts.bufs[l].slice(s![..n, ..]), Op::T, delta, Op::N, 0.0, grad_w);
+        let grad_w =
+            ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
+        gemm(
+            1.0,
+            acts.bufs[l].slice(s![..n, ..]),
+            Op::T,
+            delta,
+            Op::N,
+            0.0,
+            grad_w,
+        );
         if l > 0 {
             gemm(
                 1.0,
@@ -46,7 +61,7 @@ pub fn step_products(net: &Network, acts: &mut Activations, deltas: &mut Deltas,
 /// Rows of each minibatch of an epoch of `samples` at `batch` (the last one partial).
 pub fn epoch_batches(samples: usize, batch: usize, drop_last: bool) -> Vec<usize> {
     let mut sizes = vec![batch; samples / batch];
-    if samples % batch != 0 && !drop_last {
+    if !samples.is_multiple_of(batch) && !drop_last {
         sizes.push(samples % batch);
     }
     sizes

@@ -155,6 +155,51 @@ pub fn describe() -> String {
     line
 }
 
+/// Advice when OpenBLAS chose kernels far older than the CPU (an OpenBLAS release that
+/// predates the CPU falls back to generic SSE kernels, several times slower).
+pub fn core_advice() -> Option<String> {
+    let better = better_core()?;
+    let core = core_name();
+    let old = [
+        "Prescott",
+        "Core2",
+        "Penryn",
+        "Dunnington",
+        "Nehalem",
+        "Atom",
+        "Katmai",
+        "Northwood",
+    ];
+    old.iter().any(|o| core.eq_ignore_ascii_case(o)).then(|| {
+        format!(
+            "OpenBLAS chose its {core} kernels on a CPU that has {}: this OpenBLAS predates the \
+             CPU; set OPENBLAS_CORETYPE={better} in the environment for several times faster \
+             matrix products",
+            if better == "SkylakeX" {
+                "AVX-512"
+            } else {
+                "AVX2"
+            }
+        )
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn better_core() -> Option<&'static str> {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        Some("SkylakeX")
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Some("Haswell")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn better_core() -> Option<&'static str> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +220,8 @@ mod tests {
         let a = array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
         let b = array![[1.0f32, -1.0], [0.5, 2.0], [3.0, 0.0]];
         let want = naive(&a, &b);
-        let at = a.t().to_owned();
-        let bt = b.t().to_owned();
+        let at = a.t().as_standard_layout().into_owned();
+        let bt = b.t().as_standard_layout().into_owned();
         for (av, oa) in [(a.view(), Op::N), (at.view(), Op::T)] {
             for (bv, ob) in [(b.view(), Op::N), (bt.view(), Op::T)] {
                 let mut c = Array2::from_elem((2, 2), 7.0f32);

@@ -196,11 +196,11 @@ fn source_key(gz: &Path, meta: &Metadata) -> u64 {
     hash
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
@@ -220,12 +220,18 @@ mod tests {
 
         // A cache of the wrong size is rebuilt.
         fs::write(&cache, b"firs").unwrap();
-        assert_eq!(fs::read(decompressed(&gz, &policy).unwrap()).unwrap(), b"first");
+        assert_eq!(
+            fs::read(decompressed(&gz, &policy).unwrap()).unwrap(),
+            b"first"
+        );
 
         // A cache older than its source is rebuilt.
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&gz, gzip(b"other")).unwrap();
-        assert_eq!(fs::read(decompressed(&gz, &policy).unwrap()).unwrap(), b"other");
+        assert_eq!(
+            fs::read(decompressed(&gz, &policy).unwrap()).unwrap(),
+            b"other"
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub fn save(
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in &net.tensors {
         let dims = shape(t.rows, t.cols);
-        buffers.push((t.name.clone(), dims.clone(), le_bytes(&net.params[t.range()])));
+        buffers.push((
+            t.name.clone(),
+            dims.clone(),
+            le_bytes(&net.params[t.range()]),
+        ));
         for (name, values) in state
             .optimizer
             .hyper
@@ -76,11 +80,19 @@ pub fn save(
     }
     let views = buffers
         .iter()
-        .map(|(name, dims, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, dims.clone(), bytes)?)))
+        .map(|(name, dims, bytes)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(Dtype::F32, dims.clone(), bytes)?,
+            ))
+        })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), FORMAT.to_string());
-    meta.insert("architecture".to_string(), serde_json::to_string(&net.arch)?);
+    meta.insert(
+        "architecture".to_string(),
+        serde_json::to_string(&net.arch)?,
+    );
     meta.insert("input_scaling".to_string(), serde_json::to_string(scaling)?);
     meta.insert("epoch".to_string(), state.epochs_done().to_string());
     meta.insert("seed".to_string(), seed.to_string());
@@ -91,7 +103,10 @@ pub fn save(
             steps: state.optimizer.steps,
         })?,
     );
-    meta.insert("history".to_string(), serde_json::to_string(&state.history)?);
+    meta.insert(
+        "history".to_string(),
+        serde_json::to_string(&state.history)?,
+    );
     meta.insert(
         "layout".to_string(),
         "y = x @ weight + bias; weight is [inputs, outputs], row-major".to_string(),
@@ -132,28 +147,40 @@ fn read_f32(st: &SafeTensors, name: &str, len: usize, out: &mut [f32], path: &Pa
 
 /// Reads a checkpoint written by [`save`].
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file: {e}", path.display()))?;
-    let meta = header
-        .metadata()
-        .clone()
-        .ok_or_else(|| anyhow!("{}: safetensors file without backprop metadata", path.display()))?;
+    let meta = header.metadata().clone().ok_or_else(|| {
+        anyhow!(
+            "{}: safetensors file without backprop metadata",
+            path.display()
+        )
+    })?;
     let format = field(&meta, "format", path)?;
     if format != FORMAT {
-        bail!("{}: checkpoint format `{format}`, expected `{FORMAT}`", path.display());
+        bail!(
+            "{}: checkpoint format `{format}`, expected `{FORMAT}`",
+            path.display()
+        );
     }
-    let parse_err = |key: &str| format!("{}: checkpoint metadata `{key}` is malformed", path.display());
-    let arch: Architecture =
-        serde_json::from_str(field(&meta, "architecture", path)?).with_context(|| parse_err("architecture"))?;
-    let scaling: InputScaling =
-        serde_json::from_str(field(&meta, "input_scaling", path)?).with_context(|| parse_err("input_scaling"))?;
-    let opt: OptimizerMeta =
-        serde_json::from_str(field(&meta, "optimizer", path)?).with_context(|| parse_err("optimizer"))?;
-    let history: Vec<EpochRecord> =
-        serde_json::from_str(field(&meta, "history", path)?).with_context(|| parse_err("history"))?;
-    let seed: u64 = field(&meta, "seed", path)?.parse().with_context(|| parse_err("seed"))?;
+    let parse_err = |key: &str| {
+        format!(
+            "{}: checkpoint metadata `{key}` is malformed",
+            path.display()
+        )
+    };
+    let arch: Architecture = serde_json::from_str(field(&meta, "architecture", path)?)
+        .with_context(|| parse_err("architecture"))?;
+    let scaling: InputScaling = serde_json::from_str(field(&meta, "input_scaling", path)?)
+        .with_context(|| parse_err("input_scaling"))?;
+    let opt: OptimizerMeta = serde_json::from_str(field(&meta, "optimizer", path)?)
+        .with_context(|| parse_err("optimizer"))?;
+    let history: Vec<EpochRecord> = serde_json::from_str(field(&meta, "history", path)?)
+        .with_context(|| parse_err("history"))?;
+    let seed: u64 = field(&meta, "seed", path)?
+        .parse()
+        .with_context(|| parse_err("seed"))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{}: corrupt safetensors data: {e}", path.display()))?;
 
@@ -162,7 +189,13 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     optimizer.steps = opt.steps;
     for t in net.tensors.clone() {
         read_f32(&st, &t.name, t.len(), &mut net.params[t.range()], path)?;
-        for (name, values) in opt.hyper.kind.state_names().iter().zip(&mut optimizer.state) {
+        for (name, values) in opt
+            .hyper
+            .kind
+            .state_names()
+            .iter()
+            .zip(&mut optimizer.state)
+        {
             let key = format!("optimizer.{name}.{}", t.name);
             read_f32(&st, &key, t.len(), &mut values[t.range()], path)?;
         }
@@ -186,10 +219,12 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 impl Checkpoint {
     /// The config stored in the checkpoint, as if loaded from its original folder.
     pub fn loaded_config(&self, path: &Path) -> Result<Loaded> {
-        let (text, dir) = self
-            .config
-            .as_ref()
-            .ok_or_else(|| anyhow!("{}: checkpoint holds no config; pass --config", path.display()))?;
+        let (text, dir) = self.config.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{}: checkpoint holds no config; pass --config",
+                path.display()
+            )
+        })?;
         let config = crate::config::parse(text)
             .map_err(|e| anyhow!("{}: stored config: {e}", path.display()))?;
         Ok(Loaded {

@@ -470,11 +470,7 @@ impl Config {
                 "data.sine",
                 "needs train_samples >= 1 and test_samples >= 2",
             )?;
-            check(
-                s.x_max > s.x_min,
-                "data.sine.x_max",
-                "must be above x_min",
-            )?;
+            check(s.x_max > s.x_min, "data.sine.x_max", "must be above x_min")?;
             check(s.noise >= 0.0, "data.sine.noise", "must be >= 0")?;
         }
         if let Some(c) = &d.csv {
@@ -556,11 +552,7 @@ impl Config {
             "train.patience",
             "must be at least 1",
         )?;
-        check(
-            self.threads != Some(0),
-            "threads",
-            "must be at least 1",
-        )?;
+        check(self.threads != Some(0), "threads", "must be at least 1")?;
         let o = &self.optimizer;
         check(
             o.lr.is_finite() && o.lr > 0.0,
@@ -714,7 +706,10 @@ mod tests {
         let e = parse("[data]\ndir = \"x\"\n[model]\nactivation = \"relux\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`relu`, `leaky_relu`, `sigmoid`, `tanh`, `identity`"), "{e}");
+        assert!(
+            e.contains("`relu`, `leaky_relu`, `sigmoid`, `tanh`, `identity`"),
+            "{e}"
+        );
         let e = parse("[data]\ndir = \"x\"\n[optimizer]\nkind = \"adagrad\"\n")
             .unwrap_err()
             .to_string();

@@ -38,6 +38,17 @@ pub struct Dataset {
     pub sample_shape: Vec<usize>,
 }
 
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("len", &self.len())
+            .field("sample_shape", &self.sample_shape)
+            .field("classes", &self.classes())
+            .finish()
+    }
+}
+
 impl Dataset {
     pub fn len(&self) -> usize {
         match &self.features {

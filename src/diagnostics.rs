@@ -37,7 +37,10 @@ pub struct Probe {
 }
 
 fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt()
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn distance(a: &[f32], b: &[f32]) -> f64 {
@@ -77,7 +80,7 @@ impl Probe {
     }
 
     pub fn due(&self, batch: usize) -> bool {
-        batch % self.every == 0
+        batch.is_multiple_of(self.every)
     }
 
     pub fn before_step(&mut self, net: &Network) {
@@ -169,7 +172,13 @@ pub fn describe_divergence(net: &Network, grads: &[f32], loss: f64) -> String {
 }
 
 /// Warnings about an epoch, each with the likely cause and the fix, in one sentence.
-pub fn warnings(record: &EpochRecord, previous: Option<&EpochRecord>, net: &Network) -> Vec<String> {
+/// `steps` is the number of updates so far: a loss at chance level means little after a few.
+pub fn warnings(
+    record: &EpochRecord,
+    previous: Option<&EpochRecord>,
+    net: &Network,
+    steps: u64,
+) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(prev) = previous {
         if record.train_loss >= prev.train_loss {
@@ -184,7 +193,7 @@ pub fn warnings(record: &EpochRecord, previous: Option<&EpochRecord>, net: &Netw
         return out;
     };
     if let Some(chance) = chance_loss(net) {
-        let stalled = record.train_loss > 0.97 * chance;
+        let stalled = steps >= STALL_STEPS && record.train_loss > 0.97 * chance;
         if stalled {
             out.push(format!(
                 "training loss {:.4} is still at chance level ({chance:.4}) after epoch {}: the \
@@ -243,6 +252,9 @@ fn chance_loss(net: &Network) -> Option<f64> {
         _ => None,
     }
 }
+
+/// Updates after which a loss still at chance level means the network is not learning.
+const STALL_STEPS: u64 = 100;
 
 /// One line per layer for `--diagnostics`.
 pub fn lines(diag: &Diagnostics) -> Vec<String> {

@@ -95,12 +95,7 @@ impl Evaluator {
     }
 
     /// Score plus confusion matrix (`[true][predicted]`) for classification data.
-    pub fn report(
-        &mut self,
-        net: &Network,
-        data: &Dataset,
-        transform: &InputTransform,
-    ) -> Report {
+    pub fn report(&mut self, net: &Network, data: &Dataset, transform: &InputTransform) -> Report {
         let classes = data.classes().unwrap_or(0);
         let mut confusion = vec![vec![0usize; classes]; classes];
         let loss = net.arch.loss;

@@ -56,11 +56,22 @@ pub fn check(
     per_tensor: usize,
     seed: u64,
 ) -> Vec<TensorCheck> {
-    let n = indices.len();
-    let mut work = StepBuffers::new(net, data, n);
+    let mut work = StepBuffers::new(net, data, indices.len());
     work.gradients(net, data, transform, indices);
-    let analytic = work.grads.clone();
+    compare(net, data, transform, indices, &work.grads, per_tensor, seed)
+}
 
+/// Compares given gradients (laid out like `net.params`) with finite differences.
+pub fn compare(
+    net: &Network,
+    data: &Dataset,
+    transform: &InputTransform,
+    indices: &[usize],
+    analytic: &[f32],
+    per_tensor: usize,
+    seed: u64,
+) -> Vec<TensorCheck> {
+    let n = indices.len();
     let mut x32 = vec![0.0f32; n * net.arch.inputs];
     let mut targets = TargetBuffer::for_dataset(data, n);
     gather(data, transform, indices, &mut x32, &mut targets);

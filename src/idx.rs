@@ -26,15 +26,33 @@ pub enum IdxErrorKind {
     Io(io::Error),
     NotAFile,
     Empty,
-    TooShort { len: usize, need: usize },
-    BadMagic { found: [u8; 2] },
-    UnsupportedType { code: u8 },
+    TooShort {
+        len: usize,
+        need: usize,
+    },
+    BadMagic {
+        found: [u8; 2],
+    },
+    UnsupportedType {
+        code: u8,
+    },
     ZeroRank,
-    ZeroDim { axis: usize },
-    Overflow { dims: Vec<u64> },
-    LengthMismatch { dims: Vec<u64>, expected: u128, actual: usize },
+    ZeroDim {
+        axis: usize,
+    },
+    Overflow {
+        dims: Vec<u64>,
+    },
+    LengthMismatch {
+        dims: Vec<u64>,
+        expected: u128,
+        actual: usize,
+    },
     Gzip(io::Error),
-    Cache { target: PathBuf, source: io::Error },
+    Cache {
+        target: PathBuf,
+        source: io::Error,
+    },
 }
 
 /// An IDX file that cannot be used, with the file it is about.
@@ -314,7 +332,8 @@ impl IdxFile {
 }
 
 pub fn is_gzip_name(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
 /// Serialises an IDX file of unsigned bytes (used by tests and data generators).

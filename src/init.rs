@@ -93,10 +93,20 @@ mod tests {
 
     fn moments(init: Init, act: Activation, fan_in: usize, fan_out: usize) -> (f64, f64, f32) {
         let mut w = vec![0.0f32; fan_in * fan_out];
-        init.fill(act, &mut w, fan_in, fan_out, &mut crate::rng::stream(1, crate::rng::Stream::Init, 0));
+        init.fill(
+            act,
+            &mut w,
+            fan_in,
+            fan_out,
+            &mut crate::rng::stream(1, crate::rng::Stream::Init, 0),
+        );
         let n = w.len() as f64;
         let mean = w.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = w.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let var = w
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         (mean, var.sqrt(), max)
     }
@@ -105,7 +115,10 @@ mod tests {
     fn schemes_have_their_textbook_spread() {
         let relu = Activation::Relu;
         let (m, s, _) = moments(Init::HeNormal, relu, 784, 300);
-        assert!(m.abs() < 1e-3 && (s - (2.0f64 / 784.0).sqrt()).abs() < 1e-3, "{m} {s}");
+        assert!(
+            m.abs() < 1e-3 && (s - (2.0f64 / 784.0).sqrt()).abs() < 1e-3,
+            "{m} {s}"
+        );
         let (_, s, max) = moments(Init::HeUniform, relu, 784, 300);
         let limit = (6.0f32 / 784.0).sqrt();
         assert!(max <= limit && (s - f64::from(limit) / 3f64.sqrt()).abs() < 1e-3);

@@ -111,7 +111,11 @@ impl Loss {
             Some(delta) => {
                 for ((r, z), d) in rows.zip(delta.rows_mut()) {
                     let d = d.into_slice().expect("row-major delta");
-                    score.add(score_row(r, z.as_slice().expect("row-major output"), Some(d)));
+                    score.add(score_row(
+                        r,
+                        z.as_slice().expect("row-major output"),
+                        Some(d),
+                    ));
                 }
             }
             None => {
@@ -319,7 +323,8 @@ mod tests {
         }
         let want = (sum.ln() - 3.0) as f64 + 3f64.ln();
         assert!((s.loss_sum - want).abs() < 1e-5);
-        assert_eq!((s.correct, s.counted, s.samples), (1, 2, 2));
+        // Row 2 ties everywhere; the first maximum (class 0) is its label.
+        assert_eq!((s.correct, s.counted, s.samples), (2, 2, 2));
     }
 
     #[test]

@@ -183,7 +183,15 @@ impl Network {
             let (done, rest) = acts.bufs.split_at_mut(l + 1);
             let input = done[l].slice(s![..n, ..]);
             let mut out = rest[0].slice_mut(s![..n, ..]);
-            gemm(1.0, input, Op::N, self.weight(l), Op::N, 0.0, out.view_mut());
+            gemm(
+                1.0,
+                input,
+                Op::N,
+                self.weight(l),
+                Op::N,
+                0.0,
+                out.view_mut(),
+            );
             let bias = &self.params[self.bias_info(l).range()];
             let out = out.into_slice().expect("row-major buffer");
             layer.activation.add_bias_and_apply(out, bias);
@@ -212,13 +220,21 @@ impl Network {
             let delta = from_here[0].slice(s![..n, ..]);
             let input = acts.bufs[l].slice(s![..n, ..]);
             let w = self.weight_info(l);
-            let grad_w = ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()])
-                .expect("layout");
+            let grad_w =
+                ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
             gemm(1.0, input, Op::T, delta, Op::N, 0.0, grad_w);
             column_sums(delta, &mut grads[self.bias_info(l).range()]);
             if l > 0 {
                 let mut prev = below[l - 1].slice_mut(s![..n, ..]);
-                gemm(1.0, delta, Op::N, self.weight(l), Op::T, 0.0, prev.view_mut());
+                gemm(
+                    1.0,
+                    delta,
+                    Op::N,
+                    self.weight(l),
+                    Op::T,
+                    0.0,
+                    prev.view_mut(),
+                );
                 let prev = prev.into_slice().expect("row-major buffer");
                 let a = acts.bufs[l].slice(s![..n, ..]);
                 let a = a.as_slice().expect("row-major buffer");
@@ -328,11 +344,19 @@ mod tests {
         let names: Vec<_> = net.tensors.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias"]
+            [
+                "layer0.weight",
+                "layer0.bias",
+                "layer1.weight",
+                "layer1.bias"
+            ]
         );
         assert_eq!(net.params.len(), 3 * 4 + 4 + 4 * 2 + 2);
         assert_eq!(net.weight(1).dim(), (4, 2));
-        assert_eq!(arch().describe(), "3-4-2 (relu, identity; softmax_cross_entropy)");
+        assert_eq!(
+            arch().describe(),
+            "3-4-2 (relu, identity; softmax_cross_entropy)"
+        );
     }
 
     #[test]
@@ -352,7 +376,10 @@ mod tests {
         acts.input_mut(1).copy_from_slice(&[3.0, 2.0, 0.5]);
         net.forward(&mut acts, 1);
         // hidden = relu([3, 2, 0.5, 0.5] - 1) = [2, 1, 0, 0]; out = [2+1+0.5, 0+0]
-        assert_eq!(acts.layer_output(0, 1).row(0).to_vec(), vec![2.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            acts.layer_output(0, 1).row(0).to_vec(),
+            vec![2.0, 1.0, 0.0, 0.0]
+        );
         assert_eq!(acts.output(1).row(0).to_vec(), vec![3.5, 0.0]);
     }
 }

@@ -88,7 +88,11 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(hyper: Hyper, tensors: &[TensorInfo]) -> Self {
-        let len = tensors.iter().map(|t| t.offset + t.len()).max().unwrap_or(0);
+        let len = tensors
+            .iter()
+            .map(|t| t.offset + t.len())
+            .max()
+            .unwrap_or(0);
         let segments = tensors
             .iter()
             .map(|t| Segment {
@@ -242,7 +246,10 @@ mod tests {
             decay_biases: true,
             ..l2
         };
-        close(&one_step(with_bias, 1), &[0.94, -2.08, 0.5 + 0.1 * (1.0 - 0.05)]);
+        close(
+            &one_step(with_bias, 1),
+            &[0.94, -2.08, 0.5 + 0.1 * (1.0 - 0.05)],
+        );
         let adamw = Hyper {
             kind: OptimizerKind::AdamW,
             weight_decay: 0.1,

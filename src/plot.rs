@@ -34,28 +34,25 @@ fn curves(history: &[EpochRecord], accuracy: bool) -> Vec<Curve<'static>> {
             .filter_map(|r| f(r).filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
             .collect()
     };
-    let series: [(&str, RGBColor, Vec<(f64, f64)>); 3] = if accuracy {
+    let curve = |label, color, points| Curve {
+        label,
+        color,
+        points,
+    };
+    let all = if accuracy {
         [
-            ("train", BLUE, pick(&|r| r.train_acc.map(|a| 100.0 * a))),
-            ("validation", GREEN, pick(&|r| r.val_acc.map(|a| 100.0 * a))),
-            ("test", RED, pick(&|r| r.test_acc.map(|a| 100.0 * a))),
+            curve("train", BLUE, pick(&|r| r.train_acc.map(|a| 100.0 * a))),
+            curve("validation", GREEN, pick(&|r| r.val_acc.map(|a| 100.0 * a))),
+            curve("test", RED, pick(&|r| r.test_acc.map(|a| 100.0 * a))),
         ]
     } else {
         [
-            ("train", BLUE, pick(&|r| Some(r.train_loss))),
-            ("validation", GREEN, pick(&|r| r.val_loss)),
-            ("test", RED, pick(&|r| Some(r.test_loss))),
+            curve("train", BLUE, pick(&|r| Some(r.train_loss))),
+            curve("validation", GREEN, pick(&|r| r.val_loss)),
+            curve("test", RED, pick(&|r| Some(r.test_loss))),
         ]
     };
-    series
-        .into_iter()
-        .filter(|(_, _, p)| !p.is_empty())
-        .map(|(label, color, points)| Curve {
-            label,
-            color,
-            points,
-        })
-        .collect()
+    all.into_iter().filter(|c| !c.points.is_empty()).collect()
 }
 
 fn panel<DB: DrawingBackend>(
@@ -89,10 +86,15 @@ fn panel<DB: DrawingBackend>(
     for c in curves {
         let color = c.color;
         chart
-            .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                c.points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(c.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         if c.points.len() < 30 {
             chart
                 .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
@@ -110,11 +112,13 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, history: &[EpochRecord], title: &str) -> Result<(), String> {
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    history: &[EpochRecord],
+    title: &str,
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let root = root
-        .titled(title, (FONT, 20))
-        .map_err(|e| e.to_string())?;
+    let root = root.titled(title, (FONT, 20)).map_err(|e| e.to_string())?;
     let epochs = history.last().map_or(1, |r| r.epoch);
     let acc = curves(history, true);
     let loss = curves(history, false);
@@ -142,8 +146,12 @@ pub fn learning_curves(path: &Path, history: &[EpochRecord], title: &str) -> Res
     let bytes = match ext.as_str() {
         "svg" => {
             let mut svg = String::new();
-            draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), history, title)
-                .map_err(fail)?;
+            draw(
+                SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+                history,
+                title,
+            )
+            .map_err(fail)?;
             svg.into_bytes()
         }
         "png" => {

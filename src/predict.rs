@@ -96,9 +96,13 @@ pub fn write_regression_csv(
             (0..k).map(|i| format!("{stem}{i}")).collect()
         }
     };
-    let header = [names("x", width), names("target", outputs), names("prediction", outputs)]
-        .concat()
-        .join(",");
+    let header = [
+        names("x", width),
+        names("target", outputs),
+        names("prediction", outputs),
+    ]
+    .concat()
+    .join(",");
     let mut rows: Vec<String> = Vec::with_capacity(data.len());
     let mut x = vec![0.0f32; width];
     let mut evaluator = Evaluator::new(net, data, 1000);

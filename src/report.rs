@@ -88,7 +88,11 @@ impl Progress {
         // Formatting allocates: do it a few times a second, not per batch.
         if self.last_message.elapsed() >= Duration::from_millis(200) {
             self.last_message = Instant::now();
-            bar.set_message(format!("loss {:.4}{}", running.mean_loss(), pct(running.accuracy())));
+            bar.set_message(format!(
+                "loss {:.4}{}",
+                running.mean_loss(),
+                pct(running.accuracy())
+            ));
         }
     }
 

@@ -42,7 +42,9 @@ impl Schedule {
         let t = epoch - self.warmup;
         let lr = match self.shape {
             Shape::Constant => base,
-            Shape::Step { every, factor } => base * f64::from(factor).powi((t / every.max(1)) as i32),
+            Shape::Step { every, factor } => {
+                base * f64::from(factor).powi((t / every.max(1)) as i32)
+            }
             Shape::Exponential { factor } => base * f64::from(factor).powi(t as i32),
             Shape::Cosine { epochs, floor } => {
                 let floor = f64::from(floor);
@@ -96,7 +98,14 @@ mod tests {
                 floor: 0.2,
             },
         };
-        let want = [1.0, 0.2 + 0.8 * 0.853_553_4, 0.6, 0.2 + 0.8 * 0.146_446_6, 0.2, 0.2];
+        let want = [
+            1.0,
+            0.2 + 0.8 * 0.853_553_4,
+            0.6,
+            0.2 + 0.8 * 0.146_446_6,
+            0.2,
+            0.2,
+        ];
         for (got, want) in sequence(cos, 6).iter().zip(want) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }

@@ -47,7 +47,12 @@ pub fn default_threads() -> usize {
 
 fn cache_policy(loaded: &Loaded) -> CachePolicy {
     CachePolicy {
-        fallback_dir: loaded.config.data.cache_dir.as_ref().map(|d| loaded.resolve(d)),
+        fallback_dir: loaded
+            .config
+            .data
+            .cache_dir
+            .as_ref()
+            .map(|d| loaded.resolve(d)),
     }
 }
 
@@ -57,10 +62,17 @@ pub fn load_data(loaded: &Loaded) -> Result<(Dataset, Dataset)> {
     let seed = loaded.config.seed;
     let (mut train, mut test) = if let Some(dir) = &d.dir {
         let dir = loaded.resolve(dir);
-        data::load_idx_sets(&data::standard_paths(&dir)?, d.classes, &cache_policy(loaded))?
-    } else if let (Some(a), Some(b), Some(c), Some(e)) =
-        (&d.train_images, &d.train_labels, &d.test_images, &d.test_labels)
-    {
+        data::load_idx_sets(
+            &data::standard_paths(&dir)?,
+            d.classes,
+            &cache_policy(loaded),
+        )?
+    } else if let (Some(a), Some(b), Some(c), Some(e)) = (
+        &d.train_images,
+        &d.train_labels,
+        &d.test_images,
+        &d.test_labels,
+    ) {
         let paths = [a, b, c, e].map(|p| loaded.resolve(p));
         data::load_idx_sets(&paths, d.classes, &cache_policy(loaded))?
     } else if let Some(sine) = &d.sine {
@@ -205,12 +217,8 @@ impl Experiment {
     /// A freshly initialised model and optimizer.
     pub fn initial_state(&self) -> TrainState {
         let cfg = &self.loaded.config;
-        let net = Network::initialised(
-            self.arch.clone(),
-            cfg.init(),
-            cfg.model.bias_init,
-            cfg.seed,
-        );
+        let net =
+            Network::initialised(self.arch.clone(), cfg.init(), cfg.model.bias_init, cfg.seed);
         let optimizer = Optimizer::new(cfg.hyper(), &net.tensors);
         TrainState {
             net,

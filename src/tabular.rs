@@ -213,12 +213,24 @@ mod tests {
     fn bad_tables_name_file_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let ragged = write(dir.path(), "r.csv", "a,y\n1,2\n3\n");
-        let e = load(&cfg(&ragged, "y"), |p| p.to_path_buf(), 1).unwrap_err().to_string();
+        let e = load(&cfg(&ragged, "y"), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("r.csv: line 3: 1 fields, expected 2"), "{e}");
         let text = write(dir.path(), "n.csv", "a,y\n1,2\nx,3\n");
-        let e = load(&cfg(&text, "y"), |p| p.to_path_buf(), 1).unwrap_err().to_string();
-        assert!(e.contains("n.csv: line 3, column `a`: `x` is not a number"), "{e}");
-        let e = load(&cfg(&text, "z"), |p| p.to_path_buf(), 1).unwrap_err().to_string();
-        assert!(e.contains("no target column `z`; the header has a, y"), "{e}");
+        let e = load(&cfg(&text, "y"), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("n.csv: line 3, column `a`: `x` is not a number"),
+            "{e}"
+        );
+        let e = load(&cfg(&text, "z"), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no target column `z`; the header has a, y"),
+            "{e}"
+        );
     }
 }
