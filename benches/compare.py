@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -227,16 +228,34 @@ def commands(case, config, binary, args):
     return runs
 
 
+def busy_cpu_seconds():
+    """CPU seconds all processes of the machine have used since boot (non-idle time)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(case, config, binary, args):
-    """{implementation: [result JSON per repeat]}, the implementations alternating."""
-    results = {}
+    """{implementation: [result JSON per repeat]}, the implementations alternating, and the
+    largest average number of cores that other processes kept busy during one run."""
+    results, foreign = {}, 0.0
     for repeat in range(1, args.repeats + 1):
         for impl, (cmd, env) in commands(case, config, binary, args).items():
+            busy, ours, started = busy_cpu_seconds(), children_cpu_seconds(), time.monotonic()
             result = run_json(cmd, impl, env)
+            # Whatever the machine did beyond our child process competed with it.
+            others = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)
+            foreign = max(foreign, others / (time.monotonic() - started))
             results.setdefault(impl, []).append(result)
             print(f"  repeat {repeat}/{args.repeats}  {impl:14s}"
                   f" {result['median_seconds_per_epoch']:.4f} s/epoch", file=sys.stderr)
-    return results
+    return results, foreign
 
 
 # ----------------------------------------------------------------------------- report
@@ -262,10 +281,10 @@ def quality(runs):
 
 
 def table(rows, impls):
-    header = (["case"] + [f"{impl} median [min-max]" for impl in impls] + ["numpy f32 / backprop",
-              "backprop / sgemm floor"] + [f"{impl} test acc" for impl in impls])
+    header = (["case"] + [f"{impl} median [min-max]" for impl in impls] + ["time numpy f32 / backprop",
+              "backprop / sgemm floor"] + [f"{impl} test acc / MSE" for impl in impls])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for case, results in rows:
+    for key, case, results, _ in rows:
         medians, cells = {}, []
         for impl in impls:
             medians[impl], cell = spread(results[impl], case)
@@ -274,7 +293,7 @@ def table(rows, impls):
         floor = statistics.median(r["ratio_to_floor"] for r in results["backprop"])
         cells += [f"{ratio:.2f}×", f"{floor:.2f}"]
         cells += [quality(results[impl]) for impl in impls]
-        lines.append("| " + " | ".join([case.label] + cells) + " |")
+        lines.append("| " + " | ".join([f"{key}. {case.label}"] + cells) + " |")
     return "\n".join(lines)
 
 
@@ -296,8 +315,8 @@ def git_revision():
 
 
 def environment_notes(rows, args):
-    bp = rows[0][1]["backprop"][0]
-    np32 = rows[0][1]["numpy float32"][0]
+    bp = rows[0][2]["backprop"][0]
+    np32 = rows[0][2]["numpy float32"][0]
     env = {var: os.environ.get(var, "not set") for var in ("OPENBLAS_CORETYPE",
                                                           "OPENBLAS_L2_SIZE")}
     command = shlex.join([Path(sys.executable).name, *sys.argv])
@@ -305,14 +324,18 @@ def environment_notes(rows, args):
         f"- backprop: {bp['blas_config']}; core {bp['blas_core']}; "
         f"{bp['blas_threads']} BLAS / {bp['rayon_threads']} rayon threads; "
         f"{bp['profile']} build ({args.binary}); git {git_revision()}",
-        f"- numpy: {np32['blas']}; core {np32['blas_core'] or 'unknown (no threadpoolctl)'}; "
+        f"- numpy {np32.get('numpy', '?')}: {np32['blas']}; core {np32['blas_core'] or 'unknown (no threadpoolctl)'}; "
         f"{np32['blas_threads']} BLAS threads (OPENBLAS_NUM_THREADS={args.threads})",
         "- torch: " + ("float32, torch.set_num_threads(%d)" % args.threads if args.torch
                        else "not importable, no torch column"),
         f"- OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}, "
         f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; "
-        f"{args.repeats} repeats × {args.epochs} epochs per implementation and case",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs",
+        "- cores kept busy by other processes, worst run of each case: "
+        + ", ".join(f"case {key} {foreign:.2f}" for key, _, _, foreign in rows)
+        + ("" if max(row[3] for row in rows) < 0.1 else
+           "  **(the machine was not quiet: timings are skewed)**"),
+        f"- {args.repeats} repeats × {args.epochs} epochs per implementation and case",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- command: `{command}`",
     ]
@@ -355,12 +378,12 @@ def main():
                 print(f"case {key}: {case.label}", file=sys.stderr)
                 config = Path(tmp) / f"case{key}.toml"
                 config.write_text(toml_config(case, args.epochs, args.threads))
-                rows.append((case, measure(case, config, args.binary, args)))
+                rows.append((key, case, *measure(case, config, args.binary, args)))
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
-    impls = list(rows[0][1])
+    impls = list(rows[0][2])
     report = f"{table(rows, impls)}\n\n{environment_notes(rows, args)}\n"
     print(report)
     if args.out:

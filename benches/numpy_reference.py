@@ -276,7 +276,7 @@ def run(args):
         blas, core, threads = blas_info()
         median = statistics.median(e["seconds"] for e in epochs)
         print(json.dumps({
-            "impl": "numpy", "task": args.task, "architecture": arch, "dtype": args.dtype,
+            "impl": "numpy", "numpy": np.__version__, "task": args.task, "architecture": arch, "dtype": args.dtype,
             "batch_size": args.batch_size, "blas": blas, "blas_core": core,
             "blas_threads": threads, "epochs": epochs, "steps_per_epoch": steps,
             "median_seconds_per_epoch": median, "median_seconds_per_step": median / steps,

@@ -97,12 +97,7 @@ impl Observer for RunObserver<'_> {
                 diagnostics::lines(d).iter().for_each(|l| println!("{l}"));
             }
         }
-        let previous = state
-            .history
-            .len()
-            .checked_sub(2)
-            .map(|i| &state.history[i]);
-        for w in diagnostics::warnings(record, previous, &state.net, state.optimizer.steps) {
+        for w in diagnostics::warnings(&state.history, &state.net, state.optimizer.steps) {
             self.warn_once(w);
         }
         if let Some(p) = &out.metrics {
@@ -189,6 +184,7 @@ fn load_for_training(args: &TrainArgs) -> Result<(Loaded, Option<Checkpoint>)> {
         _ => bail!("--config FILE is required (see backprop --help)"),
     };
     args.apply(&mut loaded);
+    loaded.resolve_outputs();
     loaded
         .config
         .validate()
@@ -233,8 +229,12 @@ pub fn train(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
 fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i32> {
     let out = &exp.loaded.config.output;
     let done = state.epochs_done();
+    let diverged = matches!(reason, StopReason::Diverged { .. });
     if let (Some(p), true) = (&out.save, done > 0) {
-        save(exp, state, p)?;
+        // After a divergence an existing checkpoint is the last good one: keep it as it is.
+        if !diverged || !p.exists() {
+            save(exp, state, p)?;
+        }
     }
     if let (Some(p), true) = (&out.plot, done > 0) {
         let title = format!("{} on {}", exp.arch.describe(), exp.train.name);
@@ -311,10 +311,10 @@ fn print_result(state: &TrainState, reason: &StopReason) {
         format!(", test accuracy {:.2}%", 100.0 * a)
     });
     println!(
-        "result: test loss {:.5}{acc} after {} epochs ({why}); training {:.2} s/epoch",
+        "result: test loss {:.5}{acc} after {} epochs ({why}); training {}/epoch",
         last.test_loss,
         last.epoch,
-        secs / state.history.len() as f64
+        report::duration(secs / state.history.len() as f64)
     );
 }
 

@@ -357,6 +357,26 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Makes the output paths of the config relative to its folder (as the data paths are).
+    pub fn resolve_outputs(&mut self) {
+        let base = self.base_dir.clone();
+        let o = &mut self.config.output;
+        for p in [
+            &mut o.metrics,
+            &mut o.csv,
+            &mut o.plot,
+            &mut o.save,
+            &mut o.predictions,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
     /// Resolves `p` against the config's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {

@@ -165,8 +165,9 @@ impl Dataset {
             [_, rest @ ..] => rest.to_vec(),
             [] => unreachable!("validated rank >= 1"),
         };
+        let shown = std::fs::canonicalize(images).unwrap_or_else(|_| images.to_path_buf());
         Ok(Dataset {
-            name: images.display().to_string(),
+            name: shown.display().to_string(),
             features: Features::Bytes(images_file),
             targets: TargetData::Classes {
                 labels: Labels::Idx(labels_file),

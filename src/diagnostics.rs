@@ -171,21 +171,28 @@ pub fn describe_divergence(net: &Network, grads: &[f32], loss: f64) -> String {
     format!("loss is {loss} while all weights are finite: the output layer overflowed")
 }
 
-/// Warnings about an epoch, each with the likely cause and the fix, in one sentence.
-/// `steps` is the number of updates so far: a loss at chance level means little after a few.
-pub fn warnings(
-    record: &EpochRecord,
-    previous: Option<&EpochRecord>,
-    net: &Network,
-    steps: u64,
-) -> Vec<String> {
+/// Warnings about the last epoch of `history`, each with the likely cause and the fix, in
+/// one sentence. `steps` is the number of updates so far: a few say little.
+pub fn warnings(history: &[EpochRecord], net: &Network, steps: u64) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(prev) = previous {
-        if record.train_loss >= prev.train_loss {
+    let Some(record) = history.last() else {
+        return out;
+    };
+    if steps < JUDGE_AFTER_STEPS {
+        return out;
+    }
+    if let [first, .., previous, _] = history {
+        if record.train_loss > 1.25 * previous.train_loss {
             out.push(format!(
-                "training loss did not decrease in epoch {} ({:.4} after {:.4}): the learning rate \
-                 is likely too high (oscillation) or far too low; try a lower lr, or a schedule",
-                record.epoch, record.train_loss, prev.train_loss
+                "training loss rose in epoch {} ({:.4} after {:.4}): the learning rate is likely \
+                 too high; lower it, or add a decaying schedule",
+                record.epoch, record.train_loss, previous.train_loss
+            ));
+        } else if record.train_loss > 0.99 * first.train_loss {
+            out.push(format!(
+                "training loss has not decreased since epoch 1 ({:.4}, then {:.4}): the network \
+                 is not learning; check the learning rate (too low or far too high) and the init",
+                first.train_loss, record.train_loss
             ));
         }
     }
@@ -193,7 +200,7 @@ pub fn warnings(
         return out;
     };
     if let Some(chance) = chance_loss(net) {
-        let stalled = steps >= STALL_STEPS && record.train_loss > 0.97 * chance;
+        let stalled = (record.train_loss - chance).abs() < 0.03 * chance;
         if stalled {
             out.push(format!(
                 "training loss {:.4} is still at chance level ({chance:.4}) after epoch {}: the \
@@ -253,8 +260,8 @@ fn chance_loss(net: &Network) -> Option<f64> {
     }
 }
 
-/// Updates after which a loss still at chance level means the network is not learning.
-const STALL_STEPS: u64 = 100;
+/// Updates before the warnings judge a run: early epochs of tiny datasets are noise.
+const JUDGE_AFTER_STEPS: u64 = 100;
 
 /// One line per layer for `--diagnostics`.
 pub fn lines(diag: &Diagnostics) -> Vec<String> {

@@ -234,6 +234,63 @@ mod tests {
         close(&one_step(kind(OptimizerKind::Adam), 1), &[0.9, -2.1, 0.6]);
     }
 
+    /// Minimises `Σ a_i (p_i - c_i)² / 2` (a badly scaled bowl) from zero; returns the distance
+    /// to the minimum after `steps` full-gradient steps.
+    fn solve_bowl(hyper: Hyper, lr: f32, steps: usize) -> (Vec<f32>, f32) {
+        let a = [1.0f32, 4.0, 0.25];
+        let c = [1.0f32, -2.0, 0.5];
+        let tensors = vec![TensorInfo {
+            name: "layer0.weight".into(),
+            layer: 0,
+            kind: TensorKind::Weight,
+            offset: 0,
+            rows: 1,
+            cols: 3,
+        }];
+        let mut opt = Optimizer::new(hyper, &tensors);
+        let mut p = vec![0.0f32; 3];
+        let mut g = vec![0.0f32; 3];
+        for _ in 0..steps {
+            for i in 0..3 {
+                g[i] = a[i] * (p[i] - c[i]);
+            }
+            opt.step(lr, &mut p, &g);
+        }
+        let dist = p.iter().zip(c).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        (p, dist)
+    }
+
+    #[test]
+    fn every_optimizer_solves_a_convex_bowl() {
+        let cases = [
+            (OptimizerKind::Sgd, 0.4, 400),
+            (OptimizerKind::Momentum, 0.05, 400),
+            (OptimizerKind::Nesterov, 0.05, 400),
+            (OptimizerKind::Adam, 0.05, 2000),
+            (OptimizerKind::AdamW, 0.05, 2000),
+        ];
+        for (kind, lr, steps) in cases {
+            let hyper = Hyper {
+                kind,
+                ..Hyper::default()
+            };
+            let (p, dist) = solve_bowl(hyper, lr, steps);
+            assert!(dist < 1e-4, "{kind:?} ended at {p:?}");
+        }
+    }
+
+    #[test]
+    fn l2_decay_moves_the_minimum_where_the_math_says() {
+        // With decay λ the minimum of Σ a (p - c)²/2 + λ p²/2 is a c / (a + λ).
+        let hyper = Hyper {
+            weight_decay: 0.5,
+            ..Hyper::default()
+        };
+        let (p, _) = solve_bowl(hyper, 0.3, 2000);
+        let want = [1.0 / 1.5, 4.0 * -2.0 / 4.5, 0.25 * 0.5 / 0.75];
+        close(&p, &want);
+    }
+
     #[test]
     fn weight_decay_spares_biases_unless_asked_and_adamw_decouples_it() {
         let l2 = Hyper {

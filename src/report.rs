@@ -26,6 +26,17 @@ fn pct(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!(" acc {:.2}%", 100.0 * v))
 }
 
+/// Seconds for people: `2.31s`, `12.4ms`, `85us`.
+pub fn duration(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2}s")
+    } else if seconds >= 1e-3 {
+        format!("{:.1}ms", seconds * 1e3)
+    } else {
+        format!("{:.0}us", seconds * 1e6)
+    }
+}
+
 /// The summary line of an epoch.
 pub fn epoch_line(r: &EpochRecord, total_epochs: usize) -> String {
     let width = total_epochs.to_string().len();
@@ -40,12 +51,12 @@ pub fn epoch_line(r: &EpochRecord, total_epochs: usize) -> String {
         line += &format!("  val loss {v:.4}{}", pct(r.val_acc));
     }
     line += &format!(
-        "  test loss {:.4}{}  {:.2}s ({:.0} samples/s) + eval {:.2}s",
+        "  test loss {:.4}{}  {} ({:.0} samples/s) + eval {}",
         r.test_loss,
         pct(r.test_acc),
-        r.seconds,
+        duration(r.seconds),
         r.samples_per_sec,
-        r.eval_seconds
+        duration(r.eval_seconds)
     );
     line
 }
@@ -165,7 +176,7 @@ mod tests {
         assert_eq!(
             epoch_line(&r, 10),
             "epoch  3/10  lr 0.0500  train loss 0.0712 acc 97.85%  test loss 0.0800 acc 97.52%  \
-             2.31s (25974 samples/s) + eval 0.12s"
+             2.31s (25974 samples/s) + eval 120.0ms"
         );
     }
 }

@@ -1,0 +1,106 @@
+//! The classic hand-written-backprop exercises, each trained from its shipped config to the
+//! threshold the README promises.
+
+mod common;
+
+use backprop::config;
+use backprop::eval::{Evaluator, Subset};
+use backprop::setup::Experiment;
+use backprop::train::{EpochRecord, Silent, StopReason, Trainer};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+/// Trains `configs/<name>` with `edit` applied; returns the experiment and the trainer.
+fn train(name: &str, edit: impl FnOnce(&mut config::Loaded)) -> (Experiment, Trainer, StopReason) {
+    let mut loaded = config::load(&common::repo().join("configs").join(name)).unwrap();
+    edit(&mut loaded);
+    loaded.config.validate().unwrap();
+    let exp = Experiment::prepare(loaded).unwrap();
+    let mut trainer = exp.trainer(exp.initial_state(), None).unwrap();
+    let reason = trainer
+        .fit(exp.sets(), &mut Silent, &AtomicBool::new(false))
+        .unwrap();
+    (exp, trainer, reason)
+}
+
+fn last(t: &Trainer) -> &EpochRecord {
+    t.state.history.last().unwrap()
+}
+
+#[test]
+fn mnist_96_reaches_97_6_percent_and_stops_early() {
+    let _guard = common::training_lock();
+    let (_, t, reason) = train("mnist_96.toml", |_| {});
+    let acc = last(&t).test_acc.unwrap();
+    assert!(acc >= 0.976, "{acc}");
+    assert!(matches!(reason, StopReason::TargetAccuracy { .. }), "{reason:?}");
+    assert!(t.state.epochs_done() < 50);
+}
+
+#[test]
+fn mnist_two_sigmoid_layers_with_l2_reach_97_percent() {
+    let _guard = common::training_lock();
+    let (exp, t, _) = train("mnist_sigmoid_l2.toml", |_| {});
+    assert!(exp.loaded.config.optimizer.weight_decay > 0.0);
+    let acc = last(&t).test_acc.unwrap();
+    assert!(acc >= 0.970, "{acc}");
+}
+
+#[test]
+fn fashion_mnist_300x300_reaches_89_5_percent() {
+    let Some(dir) = common::fashion_dir() else {
+        eprintln!("skipped: Fashion-MNIST not found in ../shared/datasets or /usr/share/datasets");
+        return;
+    };
+    let _guard = common::training_lock();
+    let (exp, t, _) = train("fashion_300x300.toml", |l| {
+        l.config.data.dir = Some(dir.clone());
+    });
+    assert_eq!(exp.train.len(), 60_000);
+    assert_eq!(exp.train.class_counts(), vec![6000; 10]);
+    let acc = last(&t).test_acc.unwrap();
+    assert!(acc >= 0.895, "{acc}");
+}
+
+#[test]
+fn the_sine_fit_is_within_0_01_of_the_noiseless_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv: PathBuf = dir.path().join("fit.csv");
+    let (exp, t, _) = train("sine.toml", |l| l.config.output.predictions = Some(csv.clone()));
+    assert_eq!(exp.loaded.config.train.batch_size, 1, "online training");
+    let mse = last(&t).test_loss;
+    assert!(mse <= 0.01, "{mse}");
+    // The same figure from the written predictions, against sin(x) itself.
+    backprop::predict::write_regression_csv(&csv, &t.state.net, &exp.test, &exp.transform).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("x,target,prediction"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 200);
+    let mse_csv = rows.iter().map(|r| (r[2] - r[0].sin()).powi(2)).sum::<f64>() / 200.0;
+    assert!((mse_csv - mse).abs() < 1e-5, "{mse_csv} vs {mse}");
+    assert!((rows[199][0] - 4.0 * std::f64::consts::PI).abs() < 1e-4);
+}
+
+#[test]
+fn xor_is_solved_for_at_least_9_of_10_seeds() {
+    let mut solved = 0;
+    for seed in 1..=10 {
+        let (exp, t, _) = train("xor.toml", |l| l.config.seed = seed);
+        let net = &t.state.net;
+        let mut outputs = Vec::new();
+        let score = Evaluator::new(net, &exp.test, 4).run(net, &exp.test, &exp.transform, Subset::All, |ix, out| {
+            for (&i, row) in ix.iter().zip(out.rows()) {
+                outputs.push((exp.test.values(i)[0], row[0]));
+            }
+        });
+        let right_side = outputs.iter().all(|(target, out)| target * out > 0.0);
+        if right_side && score.mean_loss() <= 0.01 {
+            solved += 1;
+        }
+    }
+    eprintln!("XOR solved for {solved} of 10 seeds");
+    assert!(solved >= 9, "solved {solved} of 10");
+}
