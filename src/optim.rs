@@ -256,7 +256,11 @@ mod tests {
             }
             opt.step(lr, &mut p, &g);
         }
-        let dist = p.iter().zip(c).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let dist = p
+            .iter()
+            .zip(c)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         (p, dist)
     }
 

@@ -48,7 +48,11 @@ fn train_with(dir: &Path, config: &Path, extra: &[&str]) -> std::process::Output
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let out = common::backprop().args(&args).current_dir(dir).output().unwrap();
+    let out = common::backprop()
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
     out
 }
@@ -59,11 +63,34 @@ fn two_epochs_then_one_more_equals_three_uninterrupted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = resumable_config(d);
-    train_with(d, &config, &["--epochs", "3", "--metrics-out", "full.jsonl"]);
-    train_with(d, &config, &["--epochs", "2", "--save", "ck.safetensors", "--metrics-out", "part.jsonl"]);
+    train_with(
+        d,
+        &config,
+        &["--epochs", "3", "--metrics-out", "full.jsonl"],
+    );
+    train_with(
+        d,
+        &config,
+        &[
+            "--epochs",
+            "2",
+            "--save",
+            "ck.safetensors",
+            "--metrics-out",
+            "part.jsonl",
+        ],
+    );
     // Resume from the checkpoint alone: it holds the config that trained it.
     let resumed = common::backprop()
-        .args(["--resume", "ck.safetensors", "--epochs", "3", "--metrics-out", "resumed.jsonl", "--quiet"])
+        .args([
+            "--resume",
+            "ck.safetensors",
+            "--epochs",
+            "3",
+            "--metrics-out",
+            "resumed.jsonl",
+            "--quiet",
+        ])
         .current_dir(d)
         .output()
         .unwrap();
@@ -83,7 +110,16 @@ fn resuming_a_different_architecture_is_refused() {
     train(d, &["--epochs", "1", "--save", "ck.safetensors"]);
     let config = common::repo().join("configs/mnist_300x300.toml");
     let out = common::backprop()
-        .args(["--config", config.to_str().unwrap(), "--resume", "ck.safetensors", "--epochs", "2", "--hidden", "10"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--resume",
+            "ck.safetensors",
+            "--epochs",
+            "2",
+            "--hidden",
+            "10",
+        ])
         .current_dir(d)
         .output()
         .unwrap();
@@ -100,20 +136,49 @@ fn checkpoints_name_tensors_by_layer_and_hold_the_run() {
     let d = dir.path();
     train(d, &["--epochs", "1", "--save", "ck.safetensors"]);
     let ck = backprop::checkpoint::load(&d.join("ck.safetensors")).unwrap();
-    let names: Vec<&str> = ck.state.net.tensors.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"]);
+    let names: Vec<&str> = ck
+        .state
+        .net
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "layer0.weight",
+            "layer0.bias",
+            "layer1.weight",
+            "layer1.bias",
+            "layer2.weight",
+            "layer2.bias"
+        ]
+    );
     assert_eq!(ck.state.epochs_done(), 1);
     assert_eq!(ck.seed, 42);
-    assert_eq!(ck.state.optimizer.state.len(), 1, "momentum keeps its velocity");
+    assert_eq!(
+        ck.state.optimizer.state.len(),
+        1,
+        "momentum keeps its velocity"
+    );
     assert!(ck.state.optimizer.state[0].iter().any(|&v| v != 0.0));
     let bytes = std::fs::read(d.join("ck.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("layer0.weight").unwrap().shape(), [784, 64]);
     assert_eq!(st.tensor("layer2.bias").unwrap().shape(), [10]);
-    assert_eq!(st.tensor("optimizer.velocity.layer1.weight").unwrap().shape(), [64, 32]);
+    assert_eq!(
+        st.tensor("optimizer.velocity.layer1.weight")
+            .unwrap()
+            .shape(),
+        [64, 32]
+    );
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let meta = meta.metadata().clone().unwrap();
-    assert!(meta["config"].contains("hidden = [64, 32]"), "{}", meta["config"]);
+    assert!(
+        meta["config"].contains("hidden = [64, 32]"),
+        "{}",
+        meta["config"]
+    );
     assert_eq!(meta["epoch"], "1");
 }
 
@@ -134,7 +199,9 @@ fn python_with_numpy_and_safetensors_gets_the_same_accuracy() {
     let eval = common::run(&["eval", "--model", ck.to_str().unwrap(), "--json"]);
     assert!(eval.status.success(), "{}", common::stderr(&eval));
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
-    let rust_correct: u64 = (0..10).map(|c| report["confusion"][c][c].as_u64().unwrap()).sum();
+    let rust_correct: u64 = (0..10)
+        .map(|c| report["confusion"][c][c].as_u64().unwrap())
+        .sum();
 
     let py = std::process::Command::new("python3")
         .arg(common::repo().join("scripts/load_checkpoint.py"))
@@ -152,6 +219,9 @@ fn python_with_numpy_and_safetensors_gets_the_same_accuracy() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output {text}"));
     // Same weights, same inputs; float32 sums in another order may flip a borderline sample.
-    assert!(rust_correct.abs_diff(py_correct) <= 2, "rust {rust_correct} vs python {py_correct}");
+    assert!(
+        rust_correct.abs_diff(py_correct) <= 2,
+        "rust {rust_correct} vs python {py_correct}"
+    );
     assert!(rust_correct > 9000);
 }

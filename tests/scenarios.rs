@@ -33,7 +33,10 @@ fn mnist_96_reaches_97_6_percent_and_stops_early() {
     let (_, t, reason) = train("mnist_96.toml", |_| {});
     let acc = last(&t).test_acc.unwrap();
     assert!(acc >= 0.976, "{acc}");
-    assert!(matches!(reason, StopReason::TargetAccuracy { .. }), "{reason:?}");
+    assert!(
+        matches!(reason, StopReason::TargetAccuracy { .. }),
+        "{reason:?}"
+    );
     assert!(t.state.epochs_done() < 50);
 }
 
@@ -66,7 +69,9 @@ fn fashion_mnist_300x300_reaches_89_5_percent() {
 fn the_sine_fit_is_within_0_01_of_the_noiseless_curve() {
     let dir = tempfile::tempdir().unwrap();
     let csv: PathBuf = dir.path().join("fit.csv");
-    let (exp, t, _) = train("sine.toml", |l| l.config.output.predictions = Some(csv.clone()));
+    let (exp, t, _) = train("sine.toml", |l| {
+        l.config.output.predictions = Some(csv.clone())
+    });
     assert_eq!(exp.loaded.config.train.batch_size, 1, "online training");
     let mse = last(&t).test_loss;
     assert!(mse <= 0.01, "{mse}");
@@ -79,7 +84,11 @@ fn the_sine_fit_is_within_0_01_of_the_noiseless_curve() {
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
     assert_eq!(rows.len(), 200);
-    let mse_csv = rows.iter().map(|r| (r[2] - r[0].sin()).powi(2)).sum::<f64>() / 200.0;
+    let mse_csv = rows
+        .iter()
+        .map(|r| (r[2] - r[0].sin()).powi(2))
+        .sum::<f64>()
+        / 200.0;
     assert!((mse_csv - mse).abs() < 1e-5, "{mse_csv} vs {mse}");
     assert!((rows[199][0] - 4.0 * std::f64::consts::PI).abs() < 1e-4);
 }
@@ -91,11 +100,17 @@ fn xor_is_solved_for_at_least_9_of_10_seeds() {
         let (exp, t, _) = train("xor.toml", |l| l.config.seed = seed);
         let net = &t.state.net;
         let mut outputs = Vec::new();
-        let score = Evaluator::new(net, &exp.test, 4).run(net, &exp.test, &exp.transform, Subset::All, |ix, out| {
-            for (&i, row) in ix.iter().zip(out.rows()) {
-                outputs.push((exp.test.values(i)[0], row[0]));
-            }
-        });
+        let score = Evaluator::new(net, &exp.test, 4).run(
+            net,
+            &exp.test,
+            &exp.transform,
+            Subset::All,
+            |ix, out| {
+                for (&i, row) in ix.iter().zip(out.rows()) {
+                    outputs.push((exp.test.values(i)[0], row[0]));
+                }
+            },
+        );
         let right_side = outputs.iter().all(|(target, out)| target * out > 0.0);
         if right_side && score.mean_loss() <= 0.01 {
             solved += 1;

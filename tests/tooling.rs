@@ -18,7 +18,9 @@ fn config_in(dir: &Path, body: &str) -> String {
 fn quick_model(dir: &Path) -> String {
     let config = config_in(dir, "mean = 0.1307\nstd = 0.3081\n[model]\nhidden = [64]\n[optimizer]\nkind = \"momentum\"\nlr = 0.05\n");
     let model = dir.join("m.safetensors").to_string_lossy().into_owned();
-    let out = common::run(&["--config", &config, "--epochs", "1", "--save", &model, "--quiet"]);
+    let out = common::run(&[
+        "--config", &config, "--epochs", "1", "--save", &model, "--quiet",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     model
 }
@@ -33,15 +35,30 @@ fn eval_prints_a_table_and_json_with_the_confusion_matrix() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(text.contains("samples   10000"), "{text}");
     assert!(text.contains("class  support  precision  recall"), "{text}");
-    assert!(text.contains("confusion matrix (rows: true class, columns: predicted)"), "{text}");
+    assert!(
+        text.contains("confusion matrix (rows: true class, columns: predicted)"),
+        "{text}"
+    );
     let json = common::run(&["eval", "--model", &model, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let confusion = v["confusion"].as_array().unwrap();
     assert_eq!(confusion.len(), 10);
-    let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|c| c.as_u64().unwrap()).sum();
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
     assert_eq!(total, 10_000);
-    let support: Vec<u64> = v["classes"].as_array().unwrap().iter().map(|c| c["support"].as_u64().unwrap()).collect();
-    assert_eq!(support, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    let support: Vec<u64> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        support,
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
     assert!(v["accuracy"].as_f64().unwrap() > 0.9);
 }
 
@@ -78,7 +95,11 @@ fn predict_reads_idx_files_and_a_drawn_png() {
     let text = common::stdout(&out);
     assert_eq!(text.lines().count(), 10_000);
     // The first three test digits are 7, 2, 1.
-    let classes: Vec<&str> = text.lines().take(3).map(|l| l.split('\t').nth(1).unwrap()).collect();
+    let classes: Vec<&str> = text
+        .lines()
+        .take(3)
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .collect();
     assert_eq!(classes, ["7", "2", "1"]);
 }
 
@@ -86,11 +107,22 @@ fn predict_reads_idx_files_and_a_drawn_png() {
 fn learning_curves_are_drawn_as_png_and_svg() {
     let _guard = common::training_lock();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_in(dir.path(), "validation_split = 0.1\n[model]\nhidden = [32]\n[optimizer]\nlr = 0.1\n");
+    let config = config_in(
+        dir.path(),
+        "validation_split = 0.1\n[model]\nhidden = [32]\n[optimizer]\nlr = 0.1\n",
+    );
     let png = dir.path().join("curves.png");
     let svg = dir.path().join("curves.svg");
     for plot in [&png, &svg] {
-        let out = common::run(&["--config", &config, "--epochs", "2", "--quiet", "--plot", plot.to_str().unwrap()]);
+        let out = common::run(&[
+            "--config",
+            &config,
+            "--epochs",
+            "2",
+            "--quiet",
+            "--plot",
+            plot.to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
     let img = image::open(&png).unwrap().to_rgb8();
@@ -98,21 +130,49 @@ fn learning_curves_are_drawn_as_png_and_svg() {
     let colours: std::collections::HashSet<_> = img.pixels().take(1100 * 450).step_by(7).collect();
     assert!(colours.len() > 20, "a real drawing, not a blank canvas");
     let text = std::fs::read_to_string(&svg).unwrap();
-    for label in ["epoch", "accuracy (%)", "loss", "train", "validation", "test"] {
-        assert!(text.contains(&format!("\n{label}\n</text>")), "svg lacks {label}");
+    for label in [
+        "epoch",
+        "accuracy (%)",
+        "loss",
+        "train",
+        "validation",
+        "test",
+    ] {
+        assert!(
+            text.contains(&format!("\n{label}\n</text>")),
+            "svg lacks {label}"
+        );
     }
 }
 
 #[test]
 fn gradcheck_passes_on_a_shrunk_mnist_network_and_fails_an_impossible_threshold() {
     let config = common::repo().join("configs/mnist_sigmoid_l2.toml");
-    let ok = common::run(&["gradcheck", "--config", config.to_str().unwrap(), "--inputs", "12"]);
+    let ok = common::run(&[
+        "gradcheck",
+        "--config",
+        config.to_str().unwrap(),
+        "--inputs",
+        "12",
+    ]);
     let text = common::stdout(&ok);
     assert_eq!(ok.status.code(), Some(0), "{text}{}", common::stderr(&ok));
     assert!(text.contains("12-256-256-10"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("layer")).count(), 6, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("layer")).count(),
+        6,
+        "{text}"
+    );
     assert!(text.contains("OK: worst relative error"), "{text}");
-    let strict = common::run(&["gradcheck", "--config", config.to_str().unwrap(), "--inputs", "12", "--threshold", "1e-15"]);
+    let strict = common::run(&[
+        "gradcheck",
+        "--config",
+        config.to_str().unwrap(),
+        "--inputs",
+        "12",
+        "--threshold",
+        "1e-15",
+    ]);
     assert_eq!(strict.status.code(), Some(4));
     assert!(common::stdout(&strict).contains("FAILED"));
 }
@@ -123,10 +183,20 @@ fn a_learning_rate_of_10_diverges_names_the_batch_and_keeps_the_good_checkpoint(
     let model = dir.path().join("sine.safetensors");
     let model = model.to_str().unwrap();
     let sine = common::repo().join("configs/sine.toml");
-    let good = common::run(&["--config", sine.to_str().unwrap(), "--epochs", "1", "--save", model, "-q"]);
+    let good = common::run(&[
+        "--config",
+        sine.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--save",
+        model,
+        "-q",
+    ]);
     assert!(good.status.success(), "{}", common::stderr(&good));
     let before = std::fs::read(model).unwrap();
-    let out = common::run(&["--resume", model, "--epochs", "3", "--lr", "10", "--save", model]);
+    let out = common::run(&[
+        "--resume", model, "--epochs", "3", "--lr", "10", "--save", model,
+    ]);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("training diverged in epoch 2, batch"), "{err}");
@@ -137,7 +207,10 @@ fn a_learning_rate_of_10_diverges_names_the_batch_and_keeps_the_good_checkpoint(
     let ck = backprop::checkpoint::load(Path::new(model)).unwrap();
     assert_eq!(ck.state.epochs_done(), 1);
     assert!(ck.state.net.params.iter().all(|p| p.is_finite()));
-    assert!(std::fs::read(model).unwrap() == before, "the good checkpoint is untouched");
+    assert!(
+        std::fs::read(model).unwrap() == before,
+        "the good checkpoint is untouched"
+    );
 }
 
 /// Warnings other than the one about this machine's OpenBLAS build.
@@ -171,7 +244,10 @@ fn raw_byte_inputs_saturate_sigmoids_and_say_so() {
     let _guard = common::training_lock();
     let err = warnings_of("scale = \"none\"\n[model]\nhidden = [64]\nactivation = \"sigmoid\"\ninit = \"xavier_uniform\"\n", "1");
     assert!(err.contains("inputs are raw bytes 0..255"), "{err}");
-    assert!(err.contains("activations of layer 0 are saturated"), "{err}");
+    assert!(
+        err.contains("activations of layer 0 are saturated"),
+        "{err}"
+    );
     assert!(err.contains("data.scale = \"unit\""), "{err}");
 }
 
@@ -200,13 +276,26 @@ fn a_healthy_run_warns_about_nothing_and_diagnostics_print_per_layer() {
 fn results_go_to_stdout_and_nothing_draws_when_not_a_terminal() {
     let _guard = common::training_lock();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_in(dir.path(), "[model]\nhidden = [16]\n[optimizer]\nlr = 0.1\n");
+    let config = config_in(
+        dir.path(),
+        "[model]\nhidden = [16]\n[optimizer]\nlr = 0.1\n",
+    );
     let out = common::run(&["--config", &config, "--epochs", "2"]);
     let (text, err) = (common::stdout(&out), common::stderr(&out));
     assert!(out.status.success(), "{err}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("epoch ")).count(), 2, "{text}");
-    assert!(text.lines().last().unwrap().starts_with("result: "), "{text}");
-    assert!(!err.contains('\r') && !err.contains('\x1b'), "no bar, no colour on a pipe: {err:?}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("epoch ")).count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.lines().last().unwrap().starts_with("result: "),
+        "{text}"
+    );
+    assert!(
+        !err.contains('\r') && !err.contains('\x1b'),
+        "no bar, no colour on a pipe: {err:?}"
+    );
     let quiet = common::run(&["--config", &config, "--epochs", "1", "--quiet"]);
     let text = common::stdout(&quiet);
     assert_eq!(text.lines().count(), 1, "{text}");
@@ -216,10 +305,37 @@ fn results_go_to_stdout_and_nothing_draws_when_not_a_terminal() {
 #[test]
 fn every_subcommand_documents_its_options_with_defaults() {
     for (sub, needles) in [
-        ("train", &["--config", "--epochs", "--batch-size", "--lr", "--hidden", "--seed", "--threads", "--data-dir", "--metrics-out", "--csv-out", "--plot", "--save", "--resume", "--quiet"][..]),
+        (
+            "train",
+            &[
+                "--config",
+                "--epochs",
+                "--batch-size",
+                "--lr",
+                "--hidden",
+                "--seed",
+                "--threads",
+                "--data-dir",
+                "--metrics-out",
+                "--csv-out",
+                "--plot",
+                "--save",
+                "--resume",
+                "--quiet",
+            ][..],
+        ),
         ("eval", &["--model", "--data-dir", "--json"][..]),
         ("predict", &["--model", "--invert", "[default: auto]"][..]),
-        ("gradcheck", &["--inputs", "--samples", "[default: 4]", "--threshold", "[default: 0.001]"][..]),
+        (
+            "gradcheck",
+            &[
+                "--inputs",
+                "--samples",
+                "[default: 4]",
+                "--threshold",
+                "[default: 0.001]",
+            ][..],
+        ),
         ("bench", &["--floor-repeats", "[default: 3]", "--json"][..]),
     ] {
         let out = common::run(&[sub, "--help"]);

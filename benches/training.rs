@@ -1,0 +1,168 @@
+//! `cargo bench`: training epochs, the phases of one step, online steps, and the sgemm floor,
+//! on the vendored MNIST. Prints which BLAS core and thread counts the run used.
+
+use backprop::bench::step_products;
+use backprop::cache::CachePolicy;
+use backprop::config::{self, Loaded};
+use backprop::data::{gather, load_idx_sets, standard_paths, Batcher, Dataset, InputTransform};
+use backprop::net::Network;
+use backprop::optim::{Hyper, Optimizer, OptimizerKind};
+use backprop::setup::{architecture, default_threads, Experiment};
+use backprop::train::StepBuffers;
+use criterion::{criterion_group, Criterion, Throughput};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mnist() -> (Dataset, Dataset) {
+    let paths = standard_paths(&repo().join("data/mnist")).expect("vendored MNIST");
+    load_idx_sets(&paths, None, &CachePolicy::default()).expect("vendored MNIST parses")
+}
+
+fn loaded(text: &str) -> Loaded {
+    let config = config::parse(text).expect("bench config parses");
+    config.validate().expect("bench config is valid");
+    Loaded {
+        config,
+        path: repo().join("bench.toml"),
+        base_dir: repo(),
+    }
+}
+
+/// A 784-…-10 ReLU network for MNIST, He-initialised, and plain SGD.
+fn mnist_model(train: &Dataset, hidden: &str) -> (Network, Optimizer) {
+    let l = loaded(&format!(
+        "[data]\ndir = \"data/mnist\"\n[model]\nhidden = [{hidden}]\n"
+    ));
+    let arch = architecture(&l, train).expect("architecture");
+    let net = Network::initialised(arch, l.config.init(), 0.0, 1);
+    let opt = Optimizer::new(
+        Hyper {
+            kind: OptimizerKind::Sgd,
+            ..Hyper::default()
+        },
+        &net.tensors,
+    );
+    (net, opt)
+}
+
+fn transform() -> InputTransform {
+    InputTransform::new(1.0 / 255.0, 0.1307, 0.3081)
+}
+
+/// One epoch's training loop, as `Trainer::fit` runs it: shuffle, then every minibatch.
+fn epochs(c: &mut Criterion) {
+    let (train, _) = mnist();
+    let t = transform();
+    let mut group = c.benchmark_group("epoch");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(train.len() as u64));
+    for (hidden, batch) in [("300, 300", 128), ("300, 300", 600), ("96", 200)] {
+        let (mut net, mut opt) = mnist_model(&train, hidden);
+        let mut work = StepBuffers::new(&net, &train, batch);
+        let mut batcher = Batcher::new((0..train.len()).collect(), batch, false);
+        let mut epoch = 0;
+        let name = format!("784-{}-10 batch {batch}", hidden.replace(", ", "-"));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                batcher.shuffle(1, epoch);
+                epoch += 1;
+                for rows in batcher.batches() {
+                    work.step(&mut net, &mut opt, &train, &t, rows, 0.01);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The phases of one step of 784-300-300-10 at batch 600, and the step's products alone.
+fn phases(c: &mut Criterion) {
+    let (train, _) = mnist();
+    let t = transform();
+    let batch = 600;
+    let (mut net, mut opt) = mnist_model(&train, "300, 300");
+    let mut work = StepBuffers::new(&net, &train, batch);
+    let rows: Vec<usize> = (0..batch).map(|i| (i * 7919) % train.len()).collect();
+    let mut group = c.benchmark_group("step 784-300-300-10 batch 600");
+    group.throughput(Throughput::Elements(batch as u64));
+    group.bench_function("gather", |b| {
+        b.iter(|| {
+            gather(
+                &train,
+                &t,
+                &rows,
+                work.acts.input_mut(batch),
+                &mut work.targets,
+            )
+        })
+    });
+    group.bench_function("forward", |b| b.iter(|| net.forward(&mut work.acts, batch)));
+    group.bench_function("backward", |b| {
+        b.iter(|| {
+            net.backward(
+                &work.acts,
+                &mut work.deltas,
+                work.targets.view(batch),
+                &mut work.grads,
+                batch,
+            )
+        })
+    });
+    group.bench_function("update", |b| {
+        b.iter(|| opt.step(1e-6, &mut net.params, &work.grads))
+    });
+    group.bench_function("whole step", |b| {
+        b.iter(|| work.step(&mut net, &mut opt, &train, &t, &rows, 1e-6))
+    });
+    group.bench_function("sgemm floor (products only)", |b| {
+        b.iter(|| {
+            step_products(
+                &net,
+                &mut work.acts,
+                &mut work.deltas,
+                &mut work.grads,
+                batch,
+            )
+        })
+    });
+    group.finish();
+}
+
+/// Online training (batch 1) of the 1-6-1 sine network.
+fn online(c: &mut Criterion) {
+    let l =
+        loaded(&std::fs::read_to_string(repo().join("configs/sine.toml")).expect("sine config"));
+    let exp = Experiment::prepare(l).expect("sine data");
+    let state = exp.initial_state();
+    let (mut net, mut opt) = (state.net, state.optimizer);
+    let mut work = StepBuffers::new(&net, &exp.train, 1);
+    let mut i = 0;
+    let mut group = c.benchmark_group("online 1-6-1 sine");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("step (batch 1)", |b| {
+        b.iter(|| {
+            i = (i + 1) % exp.train.len();
+            work.step(&mut net, &mut opt, &exp.train, &exp.transform, &[i], 0.01)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, epochs, phases, online);
+
+fn main() {
+    let threads = default_threads();
+    backprop::blas::set_threads(threads);
+    eprintln!(
+        "{}; rayon: {} thread(s)",
+        backprop::blas::describe(),
+        rayon::current_num_threads()
+    );
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
