@@ -322,3 +322,57 @@ fn a_read_only_data_folder_caches_in_the_user_cache() {
         .iter()
         .any(|n| n.ends_with("-train-images-idx3-ubyte.backprop-cache")));
 }
+
+/// A memory figure of this process in kB from /proc (`RssAnon`: heap and stacks;
+/// `RssFile`: mapped file pages, which the kernel may drop and re-read at will).
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
+    use backprop::data::{load_idx_sets, InputTransform};
+    use backprop::optim::{Hyper, Optimizer};
+    let _guard = common::training_lock();
+    // 40 million 28x28 images: 31 GB, more than this machine's RAM. Sparse files: they cost
+    // no disk, and read as zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let count: u32 = 40_000_000;
+    let sparse = |name: &str, dims: &[u32], item: u64| {
+        let path = dir.path().join(name);
+        let header = backprop::idx::encode(dims, &[]);
+        std::fs::write(&path, &header).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(header.len() as u64 + u64::from(count) * item).unwrap();
+        path
+    };
+    let paths = [
+        sparse("train-images-idx3-ubyte", &[count, 28, 28], 784),
+        sparse("train-labels-idx1-ubyte", &[count], 1),
+        sparse("t10k-images-idx3-ubyte", &[count, 28, 28], 784),
+        sparse("t10k-labels-idx1-ubyte", &[count], 1),
+    ];
+    let before = status_kb("RssAnon:");
+    let (train, _) = load_idx_sets(&paths, Some(10), &Default::default()).unwrap();
+    assert_eq!(train.len(), count as usize);
+    let text = "[data]\ndir = \"x\"\n[model]\nhidden = [32]\n";
+    let loaded = common::loaded(text, dir.path());
+    let arch = backprop::setup::architecture(&loaded, &train).unwrap();
+    let mut net = backprop::net::Network::initialised(arch, backprop::init::Init::Auto, 0.0, 1);
+    let mut opt = Optimizer::new(Hyper::default(), &net.tensors);
+    let mut work = backprop::train::StepBuffers::new(&net, &train, 64);
+    let transform = InputTransform::new(1.0 / 255.0, 0.0, 1.0);
+    // Minibatches from all over the file, as a shuffled epoch would take them. (Each row is a
+    // page fault on a cold file, slow on some virtual machines: keep the count modest.)
+    for step in 0..20usize {
+        let rows: Vec<usize> = (0..64).map(|i| (step * 7_919_993 + i * 624_999) % count as usize).collect();
+        let score = work.step(&mut net, &mut opt, &train, &transform, &rows, 0.01);
+        assert!(score.loss_sum.is_finite());
+    }
+    let grown_mb = status_kb("RssAnon:").saturating_sub(before) / 1024;
+    let mapped_mb = status_kb("RssFile:") / 1024;
+    eprintln!("heap grew by {grown_mb} MB for a 31 GB dataset; {mapped_mb} MB of mapped pages resident");
+    assert!(grown_mb < 50, "{grown_mb} MB");
+}
