@@ -153,7 +153,12 @@ fn online(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epochs, phases, online);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotting needs system fonts that a server may lack.
+    config = Criterion::default().without_plots();
+    targets = epochs, phases, online
+}
 
 fn main() {
     let threads = default_threads();

@@ -471,7 +471,14 @@ impl Config {
             check(
                 std.is_finite() && std > 0.0,
                 "data.std",
-                format!("must be positive, got {std}"),
+                format!("must be positive and finite, got {std}"),
+            )?;
+        }
+        if let Some(mean) = d.mean {
+            check(
+                mean.is_finite(),
+                "data.mean",
+                format!("must be finite, got {mean}"),
             )?;
         }
         check(
@@ -531,6 +538,11 @@ impl Config {
             )?;
         }
         check(
+            m.bias_init.is_finite(),
+            "model.bias_init",
+            format!("must be finite, got {}", m.bias_init),
+        )?;
+        check(
             (0.0..1.0).contains(&m.leaky_slope),
             "model.leaky_slope",
             format!("must be in [0, 1), got {}", m.leaky_slope),
@@ -568,6 +580,13 @@ impl Config {
             "is a fraction in (0, 1], e.g. 0.98",
         )?;
         check(
+            t.target_loss.is_none_or(f64::is_finite)
+                && t.min_delta.is_finite()
+                && t.min_delta >= 0.0,
+            "train.target_loss/min_delta",
+            "must be finite (and min_delta >= 0)",
+        )?;
+        check(
             t.patience != Some(0),
             "train.patience",
             "must be at least 1",
@@ -589,18 +608,22 @@ impl Config {
             "optimizer.beta1/beta2",
             "must be in [0, 1)",
         )?;
-        check(o.eps > 0.0, "optimizer.eps", "must be positive")?;
         check(
-            o.weight_decay >= 0.0,
+            o.eps.is_finite() && o.eps > 0.0,
+            "optimizer.eps",
+            "must be positive and finite",
+        )?;
+        check(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
             "optimizer.weight_decay",
-            "must be >= 0",
+            "must be finite and >= 0",
         )?;
         let s = &self.schedule;
         check(s.every != Some(0), "schedule.every", "must be at least 1")?;
         check(
-            s.factor.is_none_or(|f| f > 0.0 && f.is_finite()),
+            s.factor.is_none_or(|f| f > 0.0 && f <= 1.0),
             "schedule.factor",
-            "must be positive",
+            "must be in (0, 1]: a decay multiplies the learning rate down",
         )?;
         check(
             s.min_lr >= 0.0 && s.min_lr <= o.lr,
@@ -697,6 +720,13 @@ mod tests {
     const MINIMAL: &str = "[data]\ndir = \"mnist\"\n";
 
     #[test]
+    fn non_finite_data_scaling_is_refused() {
+        let c = parse("[data]\ndir = \"mnist\"\nmean = nan\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("data.mean: must be finite"), "{e}");
+    }
+
+    #[test]
     fn defaults_fill_everything_but_the_data() {
         let c = parse(MINIMAL).unwrap();
         c.validate().unwrap();
@@ -750,5 +780,8 @@ mod tests {
         assert!(bad("[model]\nhidden = [3, 0]\n").contains("layer 1 has width 0"));
         assert!(bad("[model]\ninit = \"normal\"\n").starts_with("model.init_std"));
         assert!(bad("[data.xor]\n").starts_with("data: give exactly one source"));
+        assert!(bad("[optimizer]\nweight_decay = inf\n").starts_with("optimizer.weight_decay"));
+        assert!(bad("[schedule]\nkind = \"step\"\nfactor = 2.0\n").starts_with("schedule.factor"));
+        assert!(bad("[train]\nmin_delta = nan\n").starts_with("train.target_loss/min_delta"));
     }
 }

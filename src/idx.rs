@@ -236,13 +236,14 @@ pub fn parse(bytes: &[u8]) -> Result<Header, IdxErrorKind> {
     if let Some(axis) = raw.iter().position(|&d| d == 0) {
         return Err(IdxErrorKind::ZeroDim { axis });
     }
-    let expected: u128 = raw.iter().map(|&d| u128::from(d)).product();
+    // Up to 255 sizes of 32 bits: even a u128 product can overflow (found by fuzzing).
+    let expected = raw
+        .iter()
+        .try_fold(1u128, |acc, &d| acc.checked_mul(u128::from(d)));
+    let Some(expected) = expected else {
+        return Err(IdxErrorKind::Overflow { dims: raw });
+    };
     let actual = bytes.len() - len;
-    let dims: Option<Vec<usize>> = raw.iter().map(|&d| usize::try_from(d).ok()).collect();
-    let fits = dims
-        .as_ref()
-        .and_then(|d| d.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x)))
-        .is_some();
     if expected != actual as u128 {
         return Err(IdxErrorKind::LengthMismatch {
             dims: raw,
@@ -250,10 +251,9 @@ pub fn parse(bytes: &[u8]) -> Result<Header, IdxErrorKind> {
             actual,
         });
     }
-    match dims {
-        Some(dims) if fits => Ok(Header { dims, len }),
-        _ => Err(IdxErrorKind::Overflow { dims: raw }),
-    }
+    // The product equals a real length, so every size and the product fit a usize.
+    let dims = raw.iter().map(|&d| d as usize).collect();
+    Ok(Header { dims, len })
 }
 
 /// A memory-mapped, validated IDX file of unsigned bytes.
@@ -412,6 +412,12 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn sizes_whose_product_overflows_even_u128_are_an_error() {
+        let bytes = encode(&[u32::MAX; 5], &[]);
+        assert!(matches!(parse(&bytes), Err(IdxErrorKind::Overflow { .. })));
     }
 
     #[test]

@@ -345,7 +345,8 @@ fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
         let header = backprop::idx::encode(dims, &[]);
         std::fs::write(&path, &header).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.set_len(header.len() as u64 + u64::from(count) * item).unwrap();
+        file.set_len(header.len() as u64 + u64::from(count) * item)
+            .unwrap();
         path
     };
     let paths = [
@@ -367,12 +368,16 @@ fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
     // Minibatches from all over the file, as a shuffled epoch would take them. (Each row is a
     // page fault on a cold file, slow on some virtual machines: keep the count modest.)
     for step in 0..20usize {
-        let rows: Vec<usize> = (0..64).map(|i| (step * 7_919_993 + i * 624_999) % count as usize).collect();
+        let rows: Vec<usize> = (0..64)
+            .map(|i| (step * 7_919_993 + i * 624_999) % count as usize)
+            .collect();
         let score = work.step(&mut net, &mut opt, &train, &transform, &rows, 0.01);
         assert!(score.loss_sum.is_finite());
     }
     let grown_mb = status_kb("RssAnon:").saturating_sub(before) / 1024;
     let mapped_mb = status_kb("RssFile:") / 1024;
-    eprintln!("heap grew by {grown_mb} MB for a 31 GB dataset; {mapped_mb} MB of mapped pages resident");
+    eprintln!(
+        "heap grew by {grown_mb} MB for a 31 GB dataset; {mapped_mb} MB of mapped pages resident"
+    );
     assert!(grown_mb < 50, "{grown_mb} MB");
 }

@@ -39,7 +39,16 @@ fuzz_target!(|bytes: &[u8]| {
         Ok(()) => {
             let schedule = config.schedule();
             let epochs = config.train.epochs;
-            for e in [0, 1, 2, 10, epochs / 2, epochs.saturating_sub(1), epochs, 1_000_000] {
+            for e in [
+                0,
+                1,
+                2,
+                10,
+                epochs / 2,
+                epochs.saturating_sub(1),
+                epochs,
+                1_000_000,
+            ] {
                 let _ = schedule.lr(e);
             }
             let acts = config.hidden_activations();
@@ -47,7 +56,8 @@ fuzz_target!(|bytes: &[u8]| {
             let _ = config.output_activation();
             let _ = config.init();
             let _ = config.hyper();
-            let _ = back.validate().expect("the round-tripped config validates too");
+            back.validate()
+                .expect("the round-tripped config validates too");
         }
         Err(e) => {
             let _ = format!("{e:#}");

@@ -50,7 +50,11 @@ fn hits_u128_overflow(bytes: &[u8]) -> bool {
         .chunks_exact(4)
         .map(|b| u128::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
         .collect();
-    !dims.contains(&0) && dims.iter().try_fold(1u128, |acc, &d| acc.checked_mul(d)).is_none()
+    !dims.contains(&0)
+        && dims
+            .iter()
+            .try_fold(1u128, |acc, &d| acc.checked_mul(d))
+            .is_none()
 }
 
 fuzz_target!(|bytes: &[u8]| {
