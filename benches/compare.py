@@ -63,7 +63,7 @@ def ensure_binary(explicit):
     """The backprop executable: `explicit` as given, else target/release/backprop, rebuilt
     with `cargo build --release` when missing or older than any source."""
     if explicit:
-        if not os.access(explicit, os.X_OK):
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
             raise RunError(f"--backprop {explicit}: not an executable file")
         return Path(explicit).resolve()
     binary = REPO / "target" / "release" / "backprop"
@@ -243,19 +243,19 @@ def children_cpu_seconds():
 
 def measure(case, config, binary, args):
     """{implementation: [result JSON per repeat]}, the implementations alternating, and the
-    largest average number of cores that other processes kept busy during one run."""
-    results, foreign = {}, 0.0
+    average number of cores that other processes kept busy meanwhile."""
+    results = {}
+    # Whatever the machine did beyond our child processes competed with them. /proc/stat
+    # counts in clock ticks, so this is only meaningful over the whole case, not one run.
+    busy, ours, started = busy_cpu_seconds(), children_cpu_seconds(), time.monotonic()
     for repeat in range(1, args.repeats + 1):
         for impl, (cmd, env) in commands(case, config, binary, args).items():
-            busy, ours, started = busy_cpu_seconds(), children_cpu_seconds(), time.monotonic()
             result = run_json(cmd, impl, env)
-            # Whatever the machine did beyond our child process competed with it.
-            others = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)
-            foreign = max(foreign, others / (time.monotonic() - started))
             results.setdefault(impl, []).append(result)
             print(f"  repeat {repeat}/{args.repeats}  {impl:14s}"
                   f" {result['median_seconds_per_epoch']:.4f} s/epoch", file=sys.stderr)
-    return results, foreign
+    others = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)
+    return results, max(0.0, others / (time.monotonic() - started))
 
 
 # ----------------------------------------------------------------------------- report
@@ -281,8 +281,9 @@ def quality(runs):
 
 
 def table(rows, impls):
-    header = (["case"] + [f"{impl} median [min-max]" for impl in impls] + ["time numpy f32 / backprop",
-              "backprop / sgemm floor"] + [f"{impl} test acc / MSE" for impl in impls])
+    header = (["case"] + [f"{impl} median [min-max]" for impl in impls]
+              + ["time numpy f32 / backprop", "backprop / sgemm floor"]
+              + [f"{impl} test acc / MSE" for impl in impls])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, case, results, _ in rows:
         medians, cells = {}, []
@@ -321,19 +322,24 @@ def environment_notes(rows, args):
                                                           "OPENBLAS_L2_SIZE")}
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     notes = [
+        "Times: median [min-max] over every epoch of every repeat (training loop only). "
+        "time numpy f32 / backprop > 1: backprop is faster. sgemm floor: the same epoch's "
+        "matrix products alone, from `backprop bench`.",
+        "",
         f"- backprop: {bp['blas_config']}; core {bp['blas_core']}; "
         f"{bp['blas_threads']} BLAS / {bp['rayon_threads']} rayon threads; "
         f"{bp['profile']} build ({args.binary}); git {git_revision()}",
-        f"- numpy {np32.get('numpy', '?')}: {np32['blas']}; core {np32['blas_core'] or 'unknown (no threadpoolctl)'}; "
+        f"- numpy {np32['numpy']}: {np32['blas']}; "
+        f"core {np32['blas_core'] or 'unknown (no threadpoolctl)'}; "
         f"{np32['blas_threads']} BLAS threads (OPENBLAS_NUM_THREADS={args.threads})",
         "- torch: " + ("float32, torch.set_num_threads(%d)" % args.threads if args.torch
                        else "not importable, no torch column"),
         f"- OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}, "
-        f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}",
+        f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']} (both OpenBLAS builds read them)",
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs",
-        "- cores kept busy by other processes, worst run of each case: "
+        "- cores kept busy by other processes (average while a case ran): "
         + ", ".join(f"case {key} {foreign:.2f}" for key, _, _, foreign in rows)
-        + ("" if max(row[3] for row in rows) < 0.1 else
+        + ("" if max(row[3] for row in rows) < 0.25 else
            "  **(the machine was not quiet: timings are skewed)**"),
         f"- {args.repeats} repeats × {args.epochs} epochs per implementation and case",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",

@@ -272,12 +272,13 @@ def run(args):
         acc = "" if test_acc is None else f"  test acc {test_acc:.4f}"
         print(f"epoch {epoch}: {seconds:.3f} s ({seconds / steps * 1e6:.1f} us/step)"
               f"  test loss {test_loss:.5f}{acc}", file=log)
+    median = statistics.median(e["seconds"] for e in epochs)
+    print(f"median {median:.4f} s/epoch, {median / steps * 1e6:.2f} us/step", file=log)
     if args.json:
         blas, core, threads = blas_info()
-        median = statistics.median(e["seconds"] for e in epochs)
         print(json.dumps({
-            "impl": "numpy", "numpy": np.__version__, "task": args.task, "architecture": arch, "dtype": args.dtype,
-            "batch_size": args.batch_size, "blas": blas, "blas_core": core,
+            "impl": "numpy", "numpy": np.__version__, "task": args.task, "architecture": arch,
+            "dtype": args.dtype, "batch_size": args.batch_size, "blas": blas, "blas_core": core,
             "blas_threads": threads, "epochs": epochs, "steps_per_epoch": steps,
             "median_seconds_per_epoch": median, "median_seconds_per_step": median / steps,
         }))
@@ -337,6 +338,16 @@ def self_test(data_dir):
     return 1 if failed else 0
 
 
+def check_args(parser, args):
+    """Cross-option checks and the task-dependent default widths."""
+    if (args.mean is None) != (args.std is None):
+        parser.error("--mean and --std go together")
+    if args.hidden is None:
+        args.hidden = [6] if args.task == "sine" else [300, 300]
+    if args.batch_size < 1 or args.epochs < 1:
+        parser.error("--batch-size and --epochs must be positive")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", choices=["mnist", "sine"], default="mnist")
@@ -357,15 +368,14 @@ def main():
     parser.add_argument("--self-test", action="store_true",
                         help="gradient checks and a quick MNIST accuracy check")
     args = parser.parse_args()
-    if args.self_test:
-        return self_test(args.data_dir)
-    if (args.mean is None) != (args.std is None):
-        parser.error("--mean and --std go together")
-    if args.hidden is None:
-        args.hidden = [6] if args.task == "sine" else [300, 300]
-    if args.batch_size < 1 or args.epochs < 1:
-        parser.error("--batch-size and --epochs must be positive")
-    run(args)
+    check_args(parser, args)
+    try:
+        if args.self_test:
+            return self_test(args.data_dir)
+        run(args)
+    except (OSError, ValueError) as e:  # missing or malformed data files
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

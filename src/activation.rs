@@ -38,12 +38,20 @@ impl Activation {
     #[inline(always)]
     pub fn apply(&self, x: f32) -> f32 {
         match *self {
-            Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu { slope } => {
-                if x > 0.0 {
-                    x
+            // Written so that NaN passes through (f32::max would turn it into 0 and hide a
+            // diverging run).
+            Activation::Relu => {
+                if x < 0.0 {
+                    0.0
                 } else {
+                    x
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if x < 0.0 {
                     slope * x
+                } else {
+                    x
                 }
             }
             Activation::Sigmoid => sigmoid(x),
@@ -102,23 +110,40 @@ impl Activation {
 
     /// `out[r, j] = f(out[r, j] + bias[j])` over a row-major block, one pass.
     pub fn add_bias_and_apply(&self, out: &mut [f32], bias: &[f32]) {
-        let width = bias.len();
-        debug_assert_eq!(out.len() % width.max(1), 0);
-        for row in out.chunks_exact_mut(width) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v = self.apply(*v + b);
+        // One loop per kind, so each inner loop is branch-free and vectorises.
+        match *self {
+            Activation::Relu => bias_rows(out, bias, |v| if v < 0.0 { 0.0 } else { v }),
+            Activation::LeakyRelu { slope } => {
+                bias_rows(out, bias, |v| if v < 0.0 { slope * v } else { v })
             }
+            Activation::Sigmoid => bias_rows(out, bias, sigmoid),
+            Activation::Tanh => bias_rows(out, bias, f32::tanh),
+            Activation::Identity => bias_rows(out, bias, |v| v),
         }
     }
 
     /// `delta *= f'(z)`, with `f'` taken from the layer's output `a`.
     pub fn scale_by_derivative(&self, delta: &mut [f32], a: &[f32]) {
         debug_assert_eq!(delta.len(), a.len());
-        if let Activation::Identity = self {
-            return;
+        let pairs = delta.iter_mut().zip(a);
+        match *self {
+            Activation::Relu => pairs.for_each(|(d, &a)| *d = if a > 0.0 { *d } else { 0.0 }),
+            Activation::LeakyRelu { slope } => {
+                pairs.for_each(|(d, &a)| *d = if a > 0.0 { *d } else { slope * *d })
+            }
+            Activation::Sigmoid => pairs.for_each(|(d, &a)| *d *= a * (1.0 - a)),
+            Activation::Tanh => pairs.for_each(|(d, &a)| *d *= 1.0 - a * a),
+            Activation::Identity => {}
         }
-        for (d, &out) in delta.iter_mut().zip(a) {
-            *d *= self.derivative_from_output(out);
+    }
+}
+
+#[inline(always)]
+fn bias_rows(out: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+    debug_assert_eq!(out.len() % bias.len().max(1), 0);
+    for row in out.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = f(*v + b);
         }
     }
 }
@@ -170,6 +195,10 @@ mod tests {
             }
         }
         assert_eq!(sigmoid(-1000.0), 0.0);
+        assert!(
+            Activation::Relu.apply(f32::NAN).is_nan(),
+            "NaN is not hidden"
+        );
         assert_eq!(sigmoid(1000.0), 1.0);
     }
 

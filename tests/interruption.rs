@@ -191,35 +191,47 @@ fn kill_9_never_leaves_a_corrupt_checkpoint_or_metrics_file() {
     );
 }
 
-#[test]
-fn kill_9_during_decompression_never_leaves_a_bad_cache() {
-    let _guard = common::training_lock();
+/// A fresh copy of the vendored MNIST `.gz` files (no caches yet).
+fn mnist_gz_copy() -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
     for name in backprop::data::STANDARD_NAMES {
         let gz = format!("{name}.gz");
         std::fs::copy(common::mnist_dir().join(&gz), data.path().join(&gz)).unwrap();
     }
+    data
+}
+
+/// Starts a one-epoch run of a tiny network on the data folder `data`.
+fn spawn_tiny_run(data: &Path) -> Child {
     let config = common::repo().join("configs/mnist_300x300.toml");
-    let run = || {
-        common::backprop()
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "--data-dir",
-                data.path().to_str().unwrap(),
-                "--hidden",
-                "8",
-                "--epochs",
-                "1",
-                "--quiet",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    common::backprop()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .args([
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn kill_9_during_decompression_never_leaves_a_bad_cache() {
+    let _guard = common::training_lock();
+    let data = mnist_gz_copy();
     for delay in [5u64, 30, 60, 100, 150, 250] {
-        let mut child = run();
+        let mut child = spawn_tiny_run(data.path());
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -232,39 +244,15 @@ fn kill_9_during_decompression_never_leaves_a_bad_cache() {
             );
         }
     }
-    let out = run().wait_with_output().unwrap();
+    let out = spawn_tiny_run(data.path()).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
 #[test]
 fn two_runs_on_the_same_gz_dataset_at_once_both_succeed() {
     let _guard = common::training_lock();
-    let data = tempfile::tempdir().unwrap();
-    for name in backprop::data::STANDARD_NAMES {
-        let gz = format!("{name}.gz");
-        std::fs::copy(common::mnist_dir().join(&gz), data.path().join(&gz)).unwrap();
-    }
-    let config = common::repo().join("configs/mnist_300x300.toml");
-    let spawn = || {
-        common::backprop()
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "--data-dir",
-                data.path().to_str().unwrap(),
-                "--hidden",
-                "16",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--threads",
-                "1",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let data = mnist_gz_copy();
+    let spawn = || spawn_tiny_run(data.path());
     let (a, b) = (spawn(), spawn());
     for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
         assert!(out.status.success(), "{}", common::stderr(&out));

@@ -119,3 +119,43 @@ fn xor_is_solved_for_at_least_9_of_10_seeds() {
     eprintln!("XOR solved for {solved} of 10 seeds");
     assert!(solved >= 9, "solved {solved} of 10");
 }
+
+#[test]
+fn a_users_csv_table_trains_through_the_same_path_and_predictions_are_written() {
+    // y = 2a - b + 0.5 and a class label from its sign, as a user's small table.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("a,b,y\n");
+    for i in 0..400 {
+        let a = (i % 20) as f32 / 10.0 - 1.0;
+        let b = (i / 20) as f32 / 10.0 - 1.0;
+        text += &format!("{a},{b},{}\n", 2.0 * a - b + 0.5);
+    }
+    std::fs::write(dir.path().join("table.csv"), text).unwrap();
+    let config = common::write_config(
+        dir.path(),
+        "csv.toml",
+        "[data.csv]\ntrain = \"table.csv\"\ntarget = [\"y\"]\ntest_fraction = 0.25\n\
+         [model]\nhidden = [8]\nactivation = \"tanh\"\nloss = \"mean_squared_error\"\n\
+         [train]\nepochs = 300\nbatch_size = 16\ntarget_loss = 0.001\n\
+         [optimizer]\nkind = \"adam\"\nlr = 0.01\n[output]\npredictions = \"fit.csv\"\n",
+    );
+    let out = common::run(&["--config", config.to_str().unwrap(), "--quiet"]);
+    let stdout = common::stdout(&out);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(stdout.contains("target loss reached"), "{stdout}");
+    let fit = std::fs::read_to_string(dir.path().join("fit.csv")).unwrap();
+    let mut lines = fit.lines();
+    assert_eq!(lines.next(), Some("x0,x1,target,prediction"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 100, "a quarter of 400 rows held out");
+    for r in &rows {
+        assert!(
+            (r[2] - (2.0 * r[0] - r[1] + 0.5)).abs() < 1e-5,
+            "targets are the table's"
+        );
+    }
+    let mse = rows.iter().map(|r| (r[3] - r[2]).powi(2)).sum::<f64>() / rows.len() as f64;
+    assert!(mse < 0.01, "held-out MSE {mse}");
+}

@@ -28,39 +28,7 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-/// With `BACKPROP_FUZZ_SKIP_KNOWN=1`, inputs that hit the known bug below are skipped so a
-/// long run can look for other failures. Remove once `idx::parse` is fixed.
-fn skip_known() -> bool {
-    static SKIP: OnceLock<bool> = OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("BACKPROP_FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
-}
-
-/// Known bug (found by this target): `idx::parse` multiplies the header sizes as `u128`
-/// with `Iterator::product`, which overflows (a panic with overflow checks on) once the
-/// sizes' product exceeds `u128::MAX`, e.g. rank 5 with every size `0xFFFF_FFFF`.
-fn hits_u128_overflow(bytes: &[u8]) -> bool {
-    if bytes.len() < 4 || bytes[..3] != [0, 0, idx::UNSIGNED_BYTE] || bytes[3] == 0 {
-        return false;
-    }
-    let len = 4 + 4 * usize::from(bytes[3]);
-    if bytes.len() < len {
-        return false;
-    }
-    let dims: Vec<u128> = bytes[4..len]
-        .chunks_exact(4)
-        .map(|b| u128::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
-        .collect();
-    !dims.contains(&0)
-        && dims
-            .iter()
-            .try_fold(1u128, |acc, &d| acc.checked_mul(d))
-            .is_none()
-}
-
 fuzz_target!(|bytes: &[u8]| {
-    if skip_known() && hits_u128_overflow(bytes) {
-        return;
-    }
     let parsed = idx::parse(bytes);
     match &parsed {
         Ok(h) => {
