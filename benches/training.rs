@@ -163,11 +163,12 @@ criterion_group! {
 fn main() {
     let threads = default_threads();
     backprop::blas::set_threads(threads);
-    eprintln!(
-        "{}; rayon: {} thread(s)",
-        backprop::blas::describe(),
-        rayon::current_num_threads()
-    );
-    benches();
+    // As `backprop` runs: the loop on a worker of a pool of `threads`.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    eprintln!("{}; rayon: {threads} thread(s)", backprop::blas::describe());
+    pool.install(benches);
     Criterion::default().configure_from_args().final_summary();
 }

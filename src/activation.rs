@@ -110,6 +110,10 @@ impl Activation {
 
     /// `out[r, j] = f(out[r, j] + bias[j])` over a row-major block, one pass.
     pub fn add_bias_and_apply(&self, out: &mut [f32], bias: &[f32]) {
+        crate::parallel::rows(out, bias.len(), |part| self.add_bias_inline(part, bias));
+    }
+
+    fn add_bias_inline(&self, out: &mut [f32], bias: &[f32]) {
         // One loop per kind, so each inner loop is branch-free and vectorises.
         match *self {
             Activation::Relu => bias_rows(out, bias, |v| if v < 0.0 { 0.0 } else { v }),
@@ -124,6 +128,12 @@ impl Activation {
 
     /// `delta *= f'(z)`, with `f'` taken from the layer's output `a`.
     pub fn scale_by_derivative(&self, delta: &mut [f32], a: &[f32]) {
+        if *self != Activation::Identity {
+            crate::parallel::rows2(delta, a, 1, |d, a| self.scale_inline(d, a));
+        }
+    }
+
+    fn scale_inline(&self, delta: &mut [f32], a: &[f32]) {
         debug_assert_eq!(delta.len(), a.len());
         let pairs = delta.iter_mut().zip(a);
         match *self {

@@ -127,7 +127,8 @@ pub struct PredictArgs {
 pub struct BenchArgs {
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Times the floor (the epoch's products alone) is measured; the best counts.
+    /// Times the floor (the epoch's products alone) is measured after each epoch; the best
+    /// of them is paired with that epoch.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub floor_repeats: usize,
     /// Machine-readable output (one JSON object).

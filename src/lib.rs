@@ -28,6 +28,7 @@ pub mod interrupt;
 pub mod loss;
 pub mod net;
 pub mod optim;
+pub mod parallel;
 pub mod plot;
 pub mod predict;
 pub mod report;

@@ -9,6 +9,7 @@ use crate::activation::Activation;
 use crate::blas::{gemm, Op};
 use crate::init::Init;
 use crate::loss::{Loss, Score, Targets};
+use crate::parallel;
 use crate::rng;
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,20 @@ impl Network {
         grads: &mut [f32],
         n: usize,
     ) -> Score {
+        let score = self.backward_deltas(acts, deltas, targets, n);
+        accumulate_gradients(&self.tensors, acts, deltas, n, grads, |_| (1.0, 0.0));
+        score
+    }
+
+    /// First half of the backward pass: scores the batch and fills every layer's delta
+    /// (`∂loss/∂z`), using the current weights.
+    pub fn backward_deltas(
+        &self,
+        acts: &Activations,
+        deltas: &mut Deltas,
+        targets: Targets,
+        n: usize,
+    ) -> Score {
         let last = self.layer_count() - 1;
         let score = self.arch.loss.score(
             acts.output(n),
@@ -215,45 +230,56 @@ impl Network {
             targets,
             Some(deltas.bufs[last].slice_mut(s![..n, ..])),
         );
-        for l in (0..=last).rev() {
+        for l in (1..=last).rev() {
             let (below, from_here) = deltas.bufs.split_at_mut(l);
             let delta = from_here[0].slice(s![..n, ..]);
-            let input = acts.bufs[l].slice(s![..n, ..]);
-            let w = self.weight_info(l);
-            let grad_w =
-                ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
-            gemm(1.0, input, Op::T, delta, Op::N, 0.0, grad_w);
-            column_sums(delta, &mut grads[self.bias_info(l).range()]);
-            if l > 0 {
-                let mut prev = below[l - 1].slice_mut(s![..n, ..]);
-                gemm(
-                    1.0,
-                    delta,
-                    Op::N,
-                    self.weight(l),
-                    Op::T,
-                    0.0,
-                    prev.view_mut(),
-                );
-                let prev = prev.into_slice().expect("row-major buffer");
-                let a = acts.bufs[l].slice(s![..n, ..]);
-                let a = a.as_slice().expect("row-major buffer");
-                self.arch.layers[l - 1]
-                    .activation
-                    .scale_by_derivative(prev, a);
-            }
+            let mut prev = below[l - 1].slice_mut(s![..n, ..]);
+            gemm(
+                1.0,
+                delta,
+                Op::N,
+                self.weight(l),
+                Op::T,
+                0.0,
+                prev.view_mut(),
+            );
+            let prev = prev.into_slice().expect("row-major buffer");
+            let a = acts.bufs[l].slice(s![..n, ..]);
+            let a = a.as_slice().expect("row-major buffer");
+            self.arch.layers[l - 1]
+                .activation
+                .scale_by_derivative(prev, a);
         }
         score
     }
 }
 
-/// `out[j] = Σ_r m[r, j]`, row by row so the inner loop runs over contiguous memory.
-fn column_sums(m: ArrayView2<f32>, out: &mut [f32]) {
-    out.fill(0.0);
-    for row in m.rows() {
-        let row = row.to_slice().expect("row-major buffer");
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += v;
+/// Second half of the backward pass: for every tensor, `t = beta t + alpha g`, where `g` is
+/// its gradient (`Xᵀ δ` for a weight, `Σ_rows δ` for a bias) and `t` its place in `target`
+/// (laid out like the parameters). `alpha, beta = 1, 0` gives the plain gradient; an
+/// optimizer may instead fold its update in (see [`crate::optim::Fusion`]).
+pub fn accumulate_gradients(
+    tensors: &[TensorInfo],
+    acts: &Activations,
+    deltas: &Deltas,
+    n: usize,
+    target: &mut [f32],
+    coefficients: impl Fn(&TensorInfo) -> (f32, f32),
+) {
+    for t in tensors {
+        let (alpha, beta) = coefficients(t);
+        let delta = deltas.bufs[t.layer].slice(s![..n, ..]);
+        match t.kind {
+            TensorKind::Weight => {
+                let out = ArrayViewMut2::from_shape((t.rows, t.cols), &mut target[t.range()])
+                    .expect("layout");
+                let input = acts.bufs[t.layer].slice(s![..n, ..]);
+                gemm(alpha, input, Op::T, delta, Op::N, beta, out);
+            }
+            TensorKind::Bias => {
+                let rows = delta.as_slice().expect("row-major buffer");
+                parallel::column_sums(rows, t.cols, &mut target[t.range()], alpha, beta);
+            }
         }
     }
 }

@@ -8,8 +8,14 @@
 //!
 //! For every kind but adamw, weight decay λ is L2 regularisation: `g += λ p` (the gradient of
 //! `λ/2 |p|²`), on weights only unless biases are asked for.
+//!
+//! sgd and momentum can fold their update into the gradient products themselves
+//! ([`Fusion`]): `sgemm` accumulates `-lr g` straight into the weights (with `beta = 1 - lr λ`)
+//! or `g` into the velocity (with `beta = μ`), so the step needs no gradient buffer and one
+//! pass over memory less. The arithmetic is the same; only the rounding order differs.
 
 use crate::net::{TensorInfo, TensorKind};
+use crate::parallel;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +75,17 @@ impl Default for Hyper {
     }
 }
 
+/// Where the gradient products may accumulate directly, instead of into a gradient buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fusion {
+    /// Gradients go to a buffer, then [`Optimizer::step`].
+    None,
+    /// sgd: `p = (1 - lr λ) p - lr g`, accumulated into the parameters.
+    Params,
+    /// momentum: `v = μ v + g`, accumulated into the velocity; then [`Optimizer::finish_fused`].
+    Velocity,
+}
+
 /// A contiguous run of parameters and whether weight decay applies to it.
 #[derive(Clone, Debug)]
 struct Segment {
@@ -114,6 +131,51 @@ impl Optimizer {
         }
     }
 
+    pub fn fusion(&self) -> Fusion {
+        match self.hyper.kind {
+            OptimizerKind::Sgd => Fusion::Params,
+            OptimizerKind::Momentum => Fusion::Velocity,
+            _ => Fusion::None,
+        }
+    }
+
+    /// `(alpha, beta)` for accumulating tensor `t`'s gradient under [`Optimizer::fusion`].
+    pub fn fused_coefficients(hyper: &Hyper, lr: f32, t: &TensorInfo) -> (f32, f32) {
+        let decays =
+            hyper.weight_decay != 0.0 && (t.kind == TensorKind::Weight || hyper.decay_biases);
+        match hyper.kind {
+            OptimizerKind::Sgd if decays => (-lr, 1.0 - lr * hyper.weight_decay),
+            OptimizerKind::Sgd => (-lr, 1.0),
+            OptimizerKind::Momentum => (1.0, hyper.momentum),
+            _ => (1.0, 0.0),
+        }
+    }
+
+    /// The velocity vector, where [`Fusion::Velocity`] accumulates.
+    pub fn velocity_mut(&mut self) -> &mut [f32] {
+        &mut self.state[0]
+    }
+
+    /// Completes a fused step after the gradients were accumulated as
+    /// [`Optimizer::fused_coefficients`] says.
+    pub fn finish_fused(&mut self, lr: f32, params: &mut [f32]) {
+        self.steps += 1;
+        if self.hyper.kind != OptimizerKind::Momentum {
+            return;
+        }
+        let h = self.hyper;
+        for seg in &self.segments {
+            let r = seg.range.clone();
+            let l2 = if seg.decay { h.weight_decay } else { 0.0 };
+            parallel::pairs_mut(&mut params[r.clone()], &mut self.state[0][r], |p, vel| {
+                for (p, v) in p.iter_mut().zip(vel) {
+                    *v += l2 * *p;
+                    *p -= lr * *v;
+                }
+            });
+        }
+    }
+
     /// Applies one update with learning rate `lr`. Allocation-free.
     pub fn step(&mut self, lr: f32, params: &mut [f32], grads: &[f32]) {
         self.steps += 1;
@@ -128,43 +190,45 @@ impl Optimizer {
             } else {
                 0.0
             };
+            let decoupled = if seg.decay && h.kind == OptimizerKind::AdamW {
+                lr * h.weight_decay
+            } else {
+                0.0
+            };
             match (h.kind, self.state.as_mut_slice()) {
-                (OptimizerKind::Sgd, _) => {
+                (OptimizerKind::Sgd, _) => parallel::rows2(p, g, 1, |p, g| {
                     for (p, &g) in p.iter_mut().zip(g) {
                         *p -= lr * (g + l2 * *p);
                     }
-                }
+                }),
                 (OptimizerKind::Momentum, [vel]) => {
-                    for ((p, &g), v) in p.iter_mut().zip(g).zip(&mut vel[r]) {
-                        *v = h.momentum * *v + g + l2 * *p;
-                        *p -= lr * *v;
-                    }
+                    parallel::zip3(p, g, &mut vel[r], |p, g, vel| {
+                        for ((p, &g), v) in p.iter_mut().zip(g).zip(vel) {
+                            *v = h.momentum * *v + g + l2 * *p;
+                            *p -= lr * *v;
+                        }
+                    })
                 }
                 (OptimizerKind::Nesterov, [vel]) => {
-                    for ((p, &g), v) in p.iter_mut().zip(g).zip(&mut vel[r]) {
-                        let g = g + l2 * *p;
-                        *v = h.momentum * *v + g;
-                        *p -= lr * (g + h.momentum * *v);
-                    }
+                    parallel::zip3(p, g, &mut vel[r], |p, g, vel| {
+                        for ((p, &g), v) in p.iter_mut().zip(g).zip(vel) {
+                            let g = g + l2 * *p;
+                            *v = h.momentum * *v + g;
+                            *p -= lr * (g + h.momentum * *v);
+                        }
+                    })
                 }
                 (OptimizerKind::Adam | OptimizerKind::AdamW, [m, v]) => {
-                    let decoupled = if seg.decay && h.kind == OptimizerKind::AdamW {
-                        lr * h.weight_decay
-                    } else {
-                        0.0
-                    };
-                    for (((p, &g), m), v) in p
-                        .iter_mut()
-                        .zip(g)
-                        .zip(&mut m[r.clone()])
-                        .zip(&mut v[r.clone()])
-                    {
-                        let g = g + l2 * *p;
-                        *p -= decoupled * *p;
-                        *m = h.beta1 * *m + (1.0 - h.beta1) * g;
-                        *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
-                        *p -= lr * (*m / bias1) / ((*v / bias2).sqrt() + h.eps);
-                    }
+                    let (m, v) = (&mut m[r.clone()], &mut v[r]);
+                    parallel::zip4(p, g, m, v, |p, g, m, v| {
+                        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                            let g = g + l2 * *p;
+                            *p -= decoupled * *p;
+                            *m = h.beta1 * *m + (1.0 - h.beta1) * g;
+                            *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
+                            *p -= lr * (*m / bias1) / ((*v / bias2).sqrt() + h.eps);
+                        }
+                    })
                 }
                 _ => unreachable!("state vectors are made for the kind in `new`"),
             }

@@ -6,8 +6,8 @@ use crate::data::{gather, Batcher, Dataset, InputTransform, TargetBuffer};
 use crate::diagnostics::{Diagnostics, Probe};
 use crate::eval::{Evaluator, Subset};
 use crate::loss::Score;
-use crate::net::{Activations, Deltas, Network};
-use crate::optim::Optimizer;
+use crate::net::{accumulate_gradients, Activations, Deltas, Network, TensorInfo};
+use crate::optim::{Fusion, Optimizer};
 use crate::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,8 +79,77 @@ impl StepBuffers {
         batch: &[usize],
         lr: f32,
     ) -> Score {
-        let score = self.gradients(net, data, transform, batch);
-        optimizer.step(lr, &mut net.params, &self.grads);
+        self.step_as(
+            optimizer.fusion(),
+            net,
+            optimizer,
+            data,
+            transform,
+            batch,
+            lr,
+        )
+    }
+
+    /// One step with the gradients in `self.grads` (for probes that read them).
+    pub fn step_unfused(
+        &mut self,
+        net: &mut Network,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        transform: &InputTransform,
+        batch: &[usize],
+        lr: f32,
+    ) -> Score {
+        self.step_as(Fusion::None, net, optimizer, data, transform, batch, lr)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_as(
+        &mut self,
+        fusion: Fusion,
+        net: &mut Network,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        transform: &InputTransform,
+        batch: &[usize],
+        lr: f32,
+    ) -> Score {
+        let n = batch.len();
+        gather(
+            data,
+            transform,
+            batch,
+            self.acts.input_mut(n),
+            &mut self.targets,
+        );
+        net.forward(&mut self.acts, n);
+        let score = net.backward_deltas(&self.acts, &mut self.deltas, self.targets.view(n), n);
+        let hyper = optimizer.hyper;
+        let fused = |t: &TensorInfo| Optimizer::fused_coefficients(&hyper, lr, t);
+        let (acts, deltas) = (&self.acts, &self.deltas);
+        match fusion {
+            Fusion::None => {
+                accumulate_gradients(&net.tensors, acts, deltas, n, &mut self.grads, |_| {
+                    (1.0, 0.0)
+                });
+                optimizer.step(lr, &mut net.params, &self.grads);
+            }
+            Fusion::Params => {
+                accumulate_gradients(&net.tensors, acts, deltas, n, &mut net.params, fused);
+                optimizer.finish_fused(lr, &mut net.params);
+            }
+            Fusion::Velocity => {
+                accumulate_gradients(
+                    &net.tensors,
+                    acts,
+                    deltas,
+                    n,
+                    optimizer.velocity_mut(),
+                    fused,
+                );
+                optimizer.finish_fused(lr, &mut net.params);
+            }
+        }
         score
     }
 }
@@ -333,7 +402,14 @@ impl Trainer {
             if let Some(p) = probe.as_mut() {
                 p.before_step(&state.net);
             }
-            let score = work.step(
+            // Probes read the gradient buffer, which a fused step does not fill.
+            let step = if probe.is_some() {
+                StepBuffers::step_unfused
+            } else {
+                StepBuffers::step
+            };
+            let score = step(
+                work,
                 &mut state.net,
                 &mut state.optimizer,
                 sets.train,
