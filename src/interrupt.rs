@@ -10,7 +10,10 @@ pub fn install() -> &'static AtomicBool {
     let installed = ctrlc::set_handler(|| {
         if REQUESTED.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond interrupt: exiting now");
-            std::process::exit(crate::cli::exit::INTERRUPTED);
+            // _exit, not exit: running atexit handlers (OpenBLAS shuts its thread pool down)
+            // while other threads are mid-product can crash the process.
+            // SAFETY: _exit ends the process at once and touches no Rust state.
+            unsafe { libc::_exit(crate::cli::exit::INTERRUPTED) };
         }
         eprintln!(
             "\ninterrupt: stopping after the current batch and saving what there is \
