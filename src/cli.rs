@@ -51,17 +51,20 @@ pub struct TrainArgs {
     /// The TOML run description (optional with --resume: the checkpoint holds its config).
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Total epochs of the run (a resumed run counts the epochs already done).
+    /// Total epochs of the run, counting those a resumed run already has [default: the
+    /// config's]
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
+    /// Samples per minibatch [default: the config's]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Base learning rate.
+    /// Base learning rate [default: the config's]
     #[arg(long, value_name = "X")]
     pub lr: Option<f32>,
-    /// Hidden layer widths, e.g. 300,300 (empty string: no hidden layer).
+    /// Hidden layer widths, e.g. 300,300; empty for none [default: the config's]
     #[arg(long, value_name = "W,W,..", value_delimiter = ',', num_args = 0..)]
     pub hidden: Option<Vec<usize>>,
+    /// Seed of every random stream (init, split, shuffles) [default: the config's]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// BLAS and rayon threads [default: physical cores].
@@ -114,8 +117,8 @@ pub struct PredictArgs {
     /// An IDX image file, or PNG/JPEG images.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Invert grey levels of images (MNIST digits are white on black) [default: auto, by
-    /// the border's brightness].
+    /// Invert grey levels of images (MNIST digits are light on dark); auto inverts an image
+    /// whose border is bright.
     #[arg(long, value_enum, default_value_t = Invert::Auto)]
     pub invert: Invert,
     /// Regression models: write x, target and prediction over the test set as CSV.

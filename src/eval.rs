@@ -123,13 +123,7 @@ pub fn predicted_class(loss: Loss, row: &[f32]) -> usize {
         };
         return usize::from(row[0] > threshold);
     }
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
+    crate::loss::argmax(row)
 }
 
 #[derive(Clone, Debug, Serialize)]

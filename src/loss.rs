@@ -187,7 +187,8 @@ fn target_value(targets: Targets, row: usize, col: usize, width: usize) -> f32 {
     }
 }
 
-fn argmax(z: &[f32]) -> usize {
+/// Index of the first largest value.
+pub fn argmax(z: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in z.iter().enumerate() {
         if v > z[best] {

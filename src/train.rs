@@ -43,6 +43,21 @@ impl StepBuffers {
         }
     }
 
+    /// Gathers `batch`, runs the forward pass and fills every layer's delta.
+    fn forward_and_deltas(
+        &mut self,
+        net: &Network,
+        data: &Dataset,
+        transform: &InputTransform,
+        batch: &[usize],
+    ) -> Score {
+        let n = batch.len();
+        let x = self.acts.input_mut(n);
+        gather(data, transform, batch, x, &mut self.targets);
+        net.forward(&mut self.acts, n);
+        net.backward_deltas(&self.acts, &mut self.deltas, self.targets.view(n), n)
+    }
+
     /// Computes the gradient of the batch-mean loss over `batch` into `self.grads`.
     pub fn gradients(
         &mut self,
@@ -51,22 +66,12 @@ impl StepBuffers {
         transform: &InputTransform,
         batch: &[usize],
     ) -> Score {
-        let n = batch.len();
-        gather(
-            data,
-            transform,
-            batch,
-            self.acts.input_mut(n),
-            &mut self.targets,
-        );
-        net.forward(&mut self.acts, n);
-        net.backward(
-            &self.acts,
-            &mut self.deltas,
-            self.targets.view(n),
-            &mut self.grads,
-            n,
-        )
+        let score = self.forward_and_deltas(net, data, transform, batch);
+        let (acts, deltas, n) = (&self.acts, &self.deltas, batch.len());
+        accumulate_gradients(&net.tensors, acts, deltas, n, &mut self.grads, |_| {
+            (1.0, 0.0)
+        });
+        score
     }
 
     /// One training step. Performs no heap allocation.
@@ -114,16 +119,8 @@ impl StepBuffers {
         batch: &[usize],
         lr: f32,
     ) -> Score {
+        let score = self.forward_and_deltas(net, data, transform, batch);
         let n = batch.len();
-        gather(
-            data,
-            transform,
-            batch,
-            self.acts.input_mut(n),
-            &mut self.targets,
-        );
-        net.forward(&mut self.acts, n);
-        let score = net.backward_deltas(&self.acts, &mut self.deltas, self.targets.view(n), n);
         let hyper = optimizer.hyper;
         let fused = |t: &TensorInfo| Optimizer::fused_coefficients(&hyper, lr, t);
         let (acts, deltas) = (&self.acts, &self.deltas);
