@@ -8,7 +8,7 @@ use crate::cache::CachePolicy;
 use crate::idx::IdxFile;
 use crate::loss::Targets;
 use crate::rng;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -489,11 +489,6 @@ pub fn float_dataset(
         targets,
         sample_shape: vec![width],
     }
-}
-
-/// Context for errors about a data file.
-pub fn with_path<T>(r: std::io::Result<T>, path: &Path) -> Result<T> {
-    r.with_context(|| format!("{}", path.display()))
 }
 
 #[cfg(test)]
