@@ -84,7 +84,7 @@ impl StepBuffers {
         batch: &[usize],
         lr: f32,
     ) -> Score {
-        self.step_as(
+        self.step_with(
             optimizer.fusion(),
             net,
             optimizer,
@@ -95,21 +95,10 @@ impl StepBuffers {
         )
     }
 
-    /// One step with the gradients in `self.grads` (for probes that read them).
-    pub fn step_unfused(
-        &mut self,
-        net: &mut Network,
-        optimizer: &mut Optimizer,
-        data: &Dataset,
-        transform: &InputTransform,
-        batch: &[usize],
-        lr: f32,
-    ) -> Score {
-        self.step_as(Fusion::None, net, optimizer, data, transform, batch, lr)
-    }
-
+    /// One step with the update folded in as `fusion` says; `Fusion::None` leaves the
+    /// gradients in `self.grads` (for probes that read them).
     #[allow(clippy::too_many_arguments)]
-    fn step_as(
+    pub fn step_with(
         &mut self,
         fusion: Fusion,
         net: &mut Network,
@@ -400,13 +389,13 @@ impl Trainer {
                 p.before_step(&state.net);
             }
             // Probes read the gradient buffer, which a fused step does not fill.
-            let step = if probe.is_some() {
-                StepBuffers::step_unfused
+            let fusion = if probe.is_some() {
+                Fusion::None
             } else {
-                StepBuffers::step
+                state.optimizer.fusion()
             };
-            let score = step(
-                work,
+            let score = work.step_with(
+                fusion,
                 &mut state.net,
                 &mut state.optimizer,
                 sets.train,

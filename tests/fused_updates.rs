@@ -60,7 +60,15 @@ fn fused_steps_match_the_plain_rule() {
         for step in 0..8usize {
             let rows: Vec<usize> = (0..10).map(|i| (step * 10 + i) % samples).collect();
             work.step(&mut fused, &mut opt_fused, &data, &t, &rows, 0.3);
-            work.step_unfused(&mut plain, &mut opt_plain, &data, &t, &rows, 0.3);
+            work.step_with(
+                Fusion::None,
+                &mut plain,
+                &mut opt_plain,
+                &data,
+                &t,
+                &rows,
+                0.3,
+            );
         }
         assert_ne!(fused.params, start.params);
         for (a, b) in fused.params.iter().zip(&plain.params) {
