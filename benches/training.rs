@@ -1,14 +1,14 @@
 //! `cargo bench`: training epochs, the phases of one step, online steps, and the sgemm floor,
 //! on the vendored MNIST. Prints which BLAS core and thread counts the run used.
 
-use backprop::bench::step_products;
-use backprop::cache::CachePolicy;
+use backprop::commands::experiment::{architecture, default_threads, Experiment};
 use backprop::config::{self, Loaded};
+use backprop::data::idx::cache::CachePolicy;
 use backprop::data::{gather, load_idx_sets, standard_paths, Batcher, Dataset, InputTransform};
-use backprop::net::Network;
+use backprop::eval::bench::step_products;
+use backprop::model::Network;
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
-use backprop::setup::{architecture, default_threads, Experiment};
-use backprop::train::StepBuffers;
+use backprop::train::{Batch, StepBuffers};
 use criterion::{criterion_group, Criterion, Throughput};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,7 +63,7 @@ fn epochs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(train.len() as u64));
     for (hidden, batch) in [("300, 300", 128), ("300, 300", 600), ("96", 200)] {
         let (mut net, mut opt) = mnist_model(&train, hidden);
-        let mut work = StepBuffers::new(&net, &train, batch);
+        let mut work = StepBuffers::new(&net, &train, batch, !opt.hyper.kind.fuses());
         let mut batcher = Batcher::new((0..train.len()).collect(), batch, false);
         let mut epoch = 0;
         let name = format!("784-{}-10 batch {batch}", hidden.replace(", ", "-"));
@@ -71,8 +71,13 @@ fn epochs(c: &mut Criterion) {
             b.iter(|| {
                 batcher.shuffle(1, epoch);
                 epoch += 1;
-                for rows in batcher.batches() {
-                    work.step(&mut net, &mut opt, &train, &t, rows, 0.01);
+                for indices in batcher.batches() {
+                    let batch = Batch {
+                        data: &train,
+                        transform: &t,
+                        indices,
+                    };
+                    work.step(&mut net, &mut opt, batch, 0.01, false);
                 }
             })
         });
@@ -86,7 +91,7 @@ fn phases(c: &mut Criterion) {
     let t = transform();
     let batch = 600;
     let (mut net, mut opt) = mnist_model(&train, "300, 300");
-    let mut work = StepBuffers::new(&net, &train, batch);
+    let mut work = StepBuffers::new(&net, &train, batch, true);
     let rows: Vec<usize> = (0..batch).map(|i| (i * 7919) % train.len()).collect();
     let mut group = c.benchmark_group("step 784-300-300-10 batch 600");
     group.throughput(Throughput::Elements(batch as u64));
@@ -108,16 +113,24 @@ fn phases(c: &mut Criterion) {
                 &work.acts,
                 &mut work.deltas,
                 work.targets.view(batch),
-                &mut work.grads,
                 batch,
-            )
+            );
+            net.gradients(&work.acts, &work.deltas, batch)
+                .write_to(&mut work.grads)
         })
     });
     group.bench_function("update", |b| {
         b.iter(|| opt.step(1e-6, &mut net.params, &work.grads))
     });
     group.bench_function("whole step", |b| {
-        b.iter(|| work.step(&mut net, &mut opt, &train, &t, &rows, 1e-6))
+        b.iter(|| {
+            let step = Batch {
+                data: &train,
+                transform: &t,
+                indices: &rows,
+            };
+            work.step(&mut net, &mut opt, step, 1e-6, false)
+        })
     });
     group.bench_function("sgemm floor (products only)", |b| {
         b.iter(|| {
@@ -140,14 +153,19 @@ fn online(c: &mut Criterion) {
     let exp = Experiment::prepare(l).expect("sine data");
     let state = exp.initial_state();
     let (mut net, mut opt) = (state.net, state.optimizer);
-    let mut work = StepBuffers::new(&net, &exp.train, 1);
+    let mut work = StepBuffers::new(&net, &exp.train, 1, !opt.hyper.kind.fuses());
     let mut i = 0;
     let mut group = c.benchmark_group("online 1-6-1 sine");
     group.throughput(Throughput::Elements(1));
     group.bench_function("step (batch 1)", |b| {
         b.iter(|| {
             i = (i + 1) % exp.train.len();
-            work.step(&mut net, &mut opt, &exp.train, &exp.transform, &[i], 0.01)
+            let step = Batch {
+                data: &exp.train,
+                transform: &exp.transform,
+                indices: &[i],
+            };
+            work.step(&mut net, &mut opt, step, 0.01, false)
         })
     });
     group.finish();
@@ -162,13 +180,16 @@ criterion_group! {
 
 fn main() {
     let threads = default_threads();
-    backprop::blas::set_threads(threads);
+    backprop::compute::blas::set_threads(threads);
     // As `backprop` runs: the loop on a worker of a pool of `threads`.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("thread pool");
-    eprintln!("{}; rayon: {threads} thread(s)", backprop::blas::describe());
+    eprintln!(
+        "{}; rayon: {threads} thread(s)",
+        backprop::compute::blas::describe()
+    );
     pool.install(benches);
     Criterion::default().configure_from_args().final_summary();
 }

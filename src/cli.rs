@@ -1,18 +1,11 @@
-//! The command line: `backprop --config FILE` trains; `eval`, `predict` and `gradcheck` are
-//! subcommands. Paths given here are relative to the working directory.
+//! The command line's definitions (clap): `backprop --config FILE` trains; `eval`,
+//! `predict`, `gradcheck` and `bench` are subcommands. Paths given here are relative to the
+//! working directory. What each command does is in `commands`.
 
-use crate::config::Loaded;
+use crate::config::Overrides;
+pub use crate::data::image::Invert;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Exit statuses beyond 0 (success), 1 (error) and 2 (usage).
-pub mod exit {
-    pub const ERROR: i32 = 1;
-    pub const DIVERGED: i32 = 3;
-    pub const GRADCHECK_FAILED: i32 = 4;
-    /// 128 + SIGINT, as shells report a Ctrl-C.
-    pub const INTERRUPTED: i32 = 130;
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -139,13 +132,6 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Invert {
-    Auto,
-    Yes,
-    No,
-}
-
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
     #[arg(long, short, value_name = "FILE")]
@@ -164,79 +150,22 @@ pub struct GradcheckArgs {
     pub threshold: f64,
 }
 
-fn absolute(p: &PathBuf) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.clone())
-}
-
 impl TrainArgs {
-    /// Applies command-line overrides to a loaded config.
-    pub fn apply(&self, loaded: &mut Loaded) {
-        let c = &mut loaded.config;
-        if let Some(v) = self.epochs {
-            c.train.epochs = v;
-        }
-        if let Some(v) = self.batch_size {
-            c.train.batch_size = v;
-        }
-        if let Some(v) = self.lr {
-            c.optimizer.lr = v;
-        }
-        if let Some(v) = &self.hidden {
-            c.model.hidden = v.clone();
-            // Per-layer activations no longer line up with the new layers.
-            c.model.activations = None;
-        }
-        if let Some(v) = self.seed {
-            c.seed = v;
-        }
-        if let Some(v) = self.threads {
-            c.threads = Some(v);
-        }
-        if let Some(dir) = &self.data_dir {
-            let d = &mut c.data;
-            d.dir = Some(absolute(dir));
-            d.train_images = None;
-            d.train_labels = None;
-            d.test_images = None;
-            d.test_labels = None;
-            d.sine = None;
-            d.xor = None;
-            d.csv = None;
-        }
-        let o = &mut c.output;
-        for (flag, field) in [
-            (&self.metrics_out, &mut o.metrics),
-            (&self.csv_out, &mut o.csv),
-            (&self.plot, &mut o.plot),
-            (&self.save, &mut o.save),
-        ] {
-            if let Some(p) = flag {
-                *field = Some(absolute(p));
-            }
-        }
-        if self.diagnostics {
-            o.diagnostics = true;
-        }
-    }
-}
-
-/// Parses the command line, runs, and returns the exit status.
-pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let interrupt = crate::interrupt::install();
-    let result = match cli.command {
-        None => crate::app::train(&cli.train, interrupt),
-        Some(Command::Train(args)) => crate::app::train(&args, interrupt),
-        Some(Command::Eval(args)) => crate::app::eval(&args),
-        Some(Command::Predict(args)) => crate::app::predict(&args),
-        Some(Command::Gradcheck(args)) => crate::app::gradcheck(&args),
-        Some(Command::Bench(args)) => crate::app::bench(&args, interrupt),
-    };
-    match result {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::ERROR
+    /// The values given on the command line, as config overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            hidden: self.hidden.clone(),
+            seed: self.seed,
+            threads: self.threads,
+            data_dir: self.data_dir.clone(),
+            metrics: self.metrics_out.clone(),
+            csv: self.csv_out.clone(),
+            plot: self.plot.clone(),
+            save: self.save.clone(),
+            diagnostics: self.diagnostics,
         }
     }
 }

@@ -1,40 +1,32 @@
 //! `backprop`: fast, correct, reproducible training of multilayer perceptrons.
 //!
-//! Data ([`idx`], [`cache`], [`data`], [`synth`], [`tabular`]) feeds minibatches into the
-//! network ([`net`], [`activation`], [`loss`], [`init`]) whose products run on OpenBLAS
-//! ([`blas`]); [`optim`] and [`schedule`] update it, [`train`] runs the loop, [`eval`],
-//! [`report`], [`plot`], [`diagnostics`] and [`checkpoint`] surround it; [`config`],
-//! [`setup`], [`app`] and [`cli`] tie it to a TOML file and a command line.
+//! The tree follows the data, each folder depending only on those listed before it:
+//!
+//! - [`compute`]: the `sgemm` door to OpenBLAS, elementwise passes, seeded random streams;
+//! - [`model`]: architecture and parameter layout, forward and backward passes, activations,
+//!   losses, initialisation;
+//! - [`optim`]: one file per update rule, and the learning-rate schedule;
+//! - [`data`]: IDX files (memory-mapped, `.gz` cached), CSV and generated data, the input
+//!   transform, shuffled minibatches gathered in parallel;
+//! - [`train`]: one step (gather -> forward -> backward -> update), the epoch loop, stopping
+//!   rules, probes, evaluation passes;
+//! - [`config`]: the TOML schema over the domain types, its checks and overrides;
+//! - [`eval`]: reports, predictions, the gradient check, the benchmark floor;
+//! - [`output`]: console, metrics files, plots, checkpoints, as observers of the loop;
+//! - [`commands`] on top, with [`cli`] holding only the command line's definitions.
 
 // Links OpenBLAS (its `system` build, found with pkg-config).
 extern crate blas_src;
 
-pub mod activation;
-pub mod app;
 pub mod atomic;
-pub mod bench;
-pub mod blas;
-pub mod cache;
-pub mod checkpoint;
 pub mod cli;
+pub mod commands;
+pub mod compute;
 pub mod config;
 pub mod data;
-pub mod diagnostics;
+pub mod error;
 pub mod eval;
-pub mod gradcheck;
-pub mod idx;
-pub mod init;
-pub mod interrupt;
-pub mod loss;
-pub mod net;
+pub mod model;
 pub mod optim;
-pub mod parallel;
-pub mod plot;
-pub mod predict;
-pub mod report;
-pub mod rng;
-pub mod schedule;
-pub mod setup;
-pub mod synth;
-pub mod tabular;
+pub mod output;
 pub mod train;

@@ -1,3 +1,4 @@
-fn main() {
-    std::process::exit(backprop::cli::main());
+fn main() -> std::process::ExitCode {
+    let status = backprop::commands::main();
+    std::process::ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

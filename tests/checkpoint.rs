@@ -135,7 +135,7 @@ fn checkpoints_name_tensors_by_layer_and_hold_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     train(d, &["--epochs", "1", "--save", "ck.safetensors"]);
-    let ck = backprop::checkpoint::load(&d.join("ck.safetensors")).unwrap();
+    let ck = backprop::output::checkpoint::load(&d.join("ck.safetensors")).unwrap();
     let names: Vec<&str> = ck
         .state
         .net
@@ -184,12 +184,13 @@ fn checkpoints_name_tensors_by_layer_and_hold_the_run() {
 
 #[test]
 fn python_with_numpy_and_safetensors_gets_the_same_accuracy() {
-    let probe = std::process::Command::new("python3")
+    let probe = std::process::Command::new(common::python())
         .args(["-c", "import numpy, safetensors"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: python3 with numpy and safetensors is not available");
-        return;
+        return common::missing_prerequisite(
+            "Python with numpy and safetensors (.ci/run makes target/venv)",
+        );
     }
     let _guard = common::training_lock();
     let dir = tempfile::tempdir().unwrap();
@@ -203,7 +204,7 @@ fn python_with_numpy_and_safetensors_gets_the_same_accuracy() {
         .map(|c| report["confusion"][c][c].as_u64().unwrap())
         .sum();
 
-    let py = std::process::Command::new("python3")
+    let py = std::process::Command::new(common::python())
         .arg(common::repo().join("scripts/load_checkpoint.py"))
         .arg(&ck)
         .arg("--data-dir")

@@ -1,13 +1,13 @@
 //! sgd and momentum fold their update into the gradient products; the result must be the
 //! update of the textbook rule (up to rounding), with and without weight decay.
 
-use backprop::activation::Activation;
 use backprop::data::{float_dataset, InputTransform, Labels, TargetData};
-use backprop::init::Init;
-use backprop::loss::Loss;
-use backprop::net::{Architecture, LayerSpec, Network};
-use backprop::optim::{Fusion, Hyper, Optimizer, OptimizerKind};
-use backprop::train::StepBuffers;
+use backprop::model::activation::Activation;
+use backprop::model::init::Init;
+use backprop::model::loss::Loss;
+use backprop::model::{Architecture, LayerSpec, Network};
+use backprop::optim::{Hyper, Optimizer, OptimizerKind};
+use backprop::train::{Batch, StepBuffers};
 
 #[test]
 fn fused_steps_match_the_plain_rule() {
@@ -55,20 +55,19 @@ fn fused_steps_match_the_plain_rule() {
         let (mut fused, mut plain) = (start.clone(), start.clone());
         let mut opt_fused = Optimizer::new(hyper, &start.tensors);
         let mut opt_plain = opt_fused.clone();
-        assert_ne!(opt_fused.fusion(), Fusion::None);
-        let mut work = StepBuffers::new(&start, &data, 10);
+        assert!(hyper.kind.fuses());
+        let mut work = StepBuffers::new(&start, &data, 10, true);
         for step in 0..8usize {
             let rows: Vec<usize> = (0..10).map(|i| (step * 10 + i) % samples).collect();
-            work.step(&mut fused, &mut opt_fused, &data, &t, &rows, 0.3);
-            work.step_with(
-                Fusion::None,
-                &mut plain,
-                &mut opt_plain,
-                &data,
-                &t,
-                &rows,
-                0.3,
-            );
+            let batch = Batch {
+                data: &data,
+                transform: &t,
+                indices: &rows,
+            };
+            // Fused: the products accumulate into the weights or velocity.
+            work.step(&mut fused, &mut opt_fused, batch, 0.3, false);
+            // Plain: the gradient buffer, then the textbook rule.
+            work.step(&mut plain, &mut opt_plain, batch, 0.3, true);
         }
         assert_ne!(fused.params, start.params);
         for (a, b) in fused.params.iter().zip(&plain.params) {
@@ -79,4 +78,85 @@ fn fused_steps_match_the_plain_rule() {
         }
         assert_eq!(opt_fused.steps, 8);
     }
+}
+
+/// A fused step never writes the gradient buffer, so the divergence report must not read it:
+/// it names the first tensor whose gradient, on the batch that diverged, is non-finite.
+#[test]
+fn divergence_after_a_fused_step_names_the_gradient_of_that_batch() {
+    use backprop::train::{
+        Sets, Silent, StopReason, StopRules, TrainState, Trainer, TrainerOptions,
+    };
+    let (samples, inputs) = (12, 4);
+    let features: Vec<f32> = (0..samples * inputs)
+        .map(|i| 1.0 + (i % 3) as f32)
+        .collect();
+    let labels = Labels::Owned((0..samples).map(|i| (i % 3) as u32).collect());
+    let data = float_dataset(
+        "t",
+        features,
+        inputs,
+        TargetData::Classes { labels, classes: 3 },
+    );
+    let arch = Architecture {
+        inputs,
+        input_shape: vec![inputs],
+        layers: vec![
+            LayerSpec {
+                outputs: 5,
+                activation: Activation::Relu,
+            },
+            LayerSpec {
+                outputs: 3,
+                activation: Activation::Identity,
+            },
+        ],
+        loss: Loss::SoftmaxCrossEntropy,
+    };
+    let mut net = Network::initialised(arch, Init::XavierNormal, 0.0, 3);
+    // Weights so large that the logits overflow: the very first batch's loss is NaN.
+    net.params.iter_mut().for_each(|p| *p = 1e20);
+    let hyper = Hyper {
+        kind: OptimizerKind::Momentum,
+        ..Hyper::default()
+    };
+    let state = TrainState {
+        optimizer: Optimizer::new(hyper, &net.tensors),
+        net,
+        history: Vec::new(),
+    };
+    let indices: Vec<usize> = (0..samples).collect();
+    let transform = InputTransform::identity();
+    let sets = Sets {
+        train: &data,
+        train_indices: &indices,
+        validation: &[],
+        test: &data,
+        transform: &transform,
+    };
+    let options = TrainerOptions {
+        batch_size: 4,
+        drop_last: false,
+        eval_chunk: 16,
+        diagnostics_every: None,
+    };
+    let schedule = backprop::optim::schedule::Schedule::constant(0.1);
+    let mut trainer = Trainer::new(state, schedule, StopRules::epochs(1), 1, sets, &options);
+    let reason = trainer
+        .fit(
+            sets,
+            &mut Silent,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+    let StopReason::Diverged { batch, detail, .. } = reason else {
+        panic!("expected a divergence, got {reason:?}");
+    };
+    assert_eq!(batch, 1);
+    assert!(
+        detail.contains("the gradient of layer0.weight (layer 0) is the first with NaN/inf"),
+        "{detail}"
+    );
+    // The epoch is abandoned: the weights are those it started from.
+    assert!(trainer.state.net.params.iter().all(|&p| p == 1e20));
 }

@@ -1,7 +1,7 @@
 //! Inputs found by the `cargo fuzz` targets in `fuzz/` (see `fuzz/README.md`), pinned so
 //! they stay fixed: each must give an error, never a panic.
 
-use backprop::idx::{self, IdxError, IdxErrorKind, IdxFile};
+use backprop::data::idx::{self, IdxError, IdxErrorKind, IdxFile};
 use std::path::Path;
 
 /// Checks the in-memory and the file path on `bytes`, which must be rejected as a header

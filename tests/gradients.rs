@@ -1,13 +1,13 @@
 //! Every analytic gradient of the real backward pass (f32, sgemm) agrees with central finite
 //! differences of an independent f64 forward pass, for every activation and every loss.
 
-use backprop::activation::Activation;
 use backprop::data::{float_dataset, InputTransform, Labels, TargetData};
-use backprop::gradcheck::{check, compare};
-use backprop::init::Init;
-use backprop::loss::Loss;
-use backprop::net::{Architecture, LayerSpec, Network};
-use backprop::train::StepBuffers;
+use backprop::eval::gradcheck::{check, compare};
+use backprop::model::activation::Activation;
+use backprop::model::init::Init;
+use backprop::model::loss::Loss;
+use backprop::model::{Architecture, LayerSpec, Network};
+use backprop::train::{Batch, StepBuffers};
 
 const ACTIVATIONS: [Activation; 5] = [
     Activation::Relu,
@@ -172,15 +172,21 @@ fn a_wrong_gradient_is_caught() {
     let net = Network::initialised(arch, Init::XavierNormal, 0.0, 1);
     let indices: Vec<usize> = (0..6).collect();
     let transform = InputTransform::identity();
-    let mut work = StepBuffers::new(&net, &data, 6);
-    work.gradients(&net, &data, &transform, &indices);
-    let honest = compare(&net, &data, &transform, &indices, &work.grads, 100, 1);
+    let mut work = StepBuffers::new(&net, &data, 6, false);
+    let mut grads = vec![0.0; net.params.len()];
+    let batch = Batch {
+        data: &data,
+        transform: &transform,
+        indices: &indices,
+    };
+    work.gradient(&net, batch, &mut grads);
+    let honest = compare(&net, &data, &transform, &indices, &grads, 100, 1);
     assert!(
         honest.iter().all(|c| c.max_rel_error < TOLERANCE),
         "{honest:?}"
     );
 
-    let mut wrong = work.grads.clone();
+    let mut wrong = grads.clone();
     let target = net.weight_info(1).offset + 4;
     wrong[target] *= 1.01;
     let caught = compare(&net, &data, &transform, &indices, &wrong, 100, 1);

@@ -71,7 +71,7 @@ fn interrupted_run_saves_and_says_how_to_resume(sig: &str) {
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted in epoch"), "{err}");
     assert!(err.contains("continue with: backprop --resume"), "{err}");
-    let ck = backprop::checkpoint::load(&d.join("ck.safetensors")).unwrap();
+    let ck = backprop::output::checkpoint::load(&d.join("ck.safetensors")).unwrap();
     let epochs = ck.state.epochs_done();
     assert!(epochs >= 1);
     assert_eq!(
@@ -169,7 +169,7 @@ fn kill_9_never_leaves_a_corrupt_checkpoint_or_metrics_file() {
         child.wait().unwrap();
         kills += 1;
         if d.join("ck.safetensors").exists() {
-            let ck = backprop::checkpoint::load(&d.join("ck.safetensors"))
+            let ck = backprop::output::checkpoint::load(&d.join("ck.safetensors"))
                 .unwrap_or_else(|e| panic!("round {round}: corrupt checkpoint: {e:#}"));
             assert!(ck.state.epochs_done() >= 1);
         }
@@ -330,7 +330,7 @@ fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
     let count: u32 = 40_000_000;
     let sparse = |name: &str, dims: &[u32], item: u64| {
         let path = dir.path().join(name);
-        let header = backprop::idx::encode(dims, &[]);
+        let header = backprop::data::idx::encode(dims, &[]);
         std::fs::write(&path, &header).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(header.len() as u64 + u64::from(count) * item)
@@ -348,10 +348,11 @@ fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
     assert_eq!(train.len(), count as usize);
     let text = "[data]\ndir = \"x\"\n[model]\nhidden = [32]\n";
     let loaded = common::loaded(text, dir.path());
-    let arch = backprop::setup::architecture(&loaded, &train).unwrap();
-    let mut net = backprop::net::Network::initialised(arch, backprop::init::Init::Auto, 0.0, 1);
+    let arch = backprop::commands::experiment::architecture(&loaded, &train).unwrap();
+    let mut net =
+        backprop::model::Network::initialised(arch, backprop::model::init::Init::Auto, 0.0, 1);
     let mut opt = Optimizer::new(Hyper::default(), &net.tensors);
-    let mut work = backprop::train::StepBuffers::new(&net, &train, 64);
+    let mut work = backprop::train::StepBuffers::new(&net, &train, 64, false);
     let transform = InputTransform::new(1.0 / 255.0, 0.0, 1.0);
     // Minibatches from all over the file, as a shuffled epoch would take them. (Each row is a
     // page fault on a cold file, slow on some virtual machines: keep the count modest.)
@@ -359,7 +360,12 @@ fn a_dataset_larger_than_ram_is_mapped_not_loaded() {
         let rows: Vec<usize> = (0..64)
             .map(|i| (step * 7_919_993 + i * 624_999) % count as usize)
             .collect();
-        let score = work.step(&mut net, &mut opt, &train, &transform, &rows, 0.01);
+        let batch = backprop::train::Batch {
+            data: &train,
+            transform: &transform,
+            indices: &rows,
+        };
+        let score = work.step(&mut net, &mut opt, batch, 0.01, false);
         assert!(score.loss_sum.is_finite());
     }
     let grown_mb = status_kb("RssAnon:").saturating_sub(before) / 1024;

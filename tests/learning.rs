@@ -3,8 +3,8 @@
 
 mod common;
 
+use backprop::commands::experiment::Experiment;
 use backprop::config;
-use backprop::setup::Experiment;
 use backprop::train::{EpochRecord, Silent, StopReason};
 use std::sync::atomic::AtomicBool;
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use backprop::cache::CachePolicy;
+use backprop::data::idx::cache::CachePolicy;
 use backprop::data::{load_idx_sets, standard_paths};
 
 #[test]

@@ -4,11 +4,11 @@
 
 mod common;
 
-use backprop::cache::CachePolicy;
+use backprop::data::idx::cache::CachePolicy;
 use backprop::data::{load_idx_sets, standard_paths, InputTransform};
-use backprop::eval::{Evaluator, Subset};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
-use backprop::train::StepBuffers;
+use backprop::train::{Batch, StepBuffers};
+use backprop::train::{Evaluator, Subset};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,11 +50,12 @@ fn steps_and_evaluation_allocate_nothing_after_the_first() {
     let (train, test) = load_idx_sets(&paths, None, &CachePolicy::default()).unwrap();
     let text = "[data]\ndir = \"x\"\n[model]\nhidden = [300, 300]\n";
     let loaded = common::loaded(text, &common::mnist_dir());
-    let arch = backprop::setup::architecture(&loaded, &train).unwrap();
-    let mut net = backprop::net::Network::initialised(arch, backprop::init::Init::Auto, 0.0, 1);
+    let arch = backprop::commands::experiment::architecture(&loaded, &train).unwrap();
+    let mut net =
+        backprop::model::Network::initialised(arch, backprop::model::init::Init::Auto, 0.0, 1);
     let transform = InputTransform::new(1.0 / 255.0, 0.1307, 0.3081);
     let batch = 200;
-    let mut work = StepBuffers::new(&net, &train, batch);
+    let mut work = StepBuffers::new(&net, &train, batch, true);
     let mut evaluator = Evaluator::new(&net, &test, 1000);
     // A full batch (gathered in parallel) and a partial one (gathered on this thread).
     let full: Vec<usize> = (0..batch).map(|i| (i * 7919) % train.len()).collect();
@@ -75,7 +76,12 @@ fn steps_and_evaluation_allocate_nothing_after_the_first() {
             };
             let mut opt = Optimizer::new(hyper, &net.tensors);
             let mut step = |rows: &[usize]| {
-                work.step(&mut net, &mut opt, &train, &transform, rows, 0.01);
+                let batch = Batch {
+                    data: &train,
+                    transform: &transform,
+                    indices: rows,
+                };
+                work.step(&mut net, &mut opt, batch, 0.01, false);
             };
             step(&full);
             step(partial);

@@ -3,10 +3,10 @@
 
 mod common;
 
+use backprop::commands::experiment::Experiment;
 use backprop::config;
-use backprop::eval::{Evaluator, Subset};
-use backprop::setup::Experiment;
 use backprop::train::{EpochRecord, Silent, StopReason, Trainer};
+use backprop::train::{Evaluator, Subset};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -52,8 +52,9 @@ fn mnist_two_sigmoid_layers_with_l2_reach_97_percent() {
 #[test]
 fn fashion_mnist_300x300_reaches_89_5_percent() {
     let Some(dir) = common::fashion_dir() else {
-        eprintln!("skipped: Fashion-MNIST not found in ../shared/datasets or /usr/share/datasets");
-        return;
+        return common::missing_prerequisite(
+            "Fashion-MNIST, in ../shared/datasets or /usr/share/datasets (package dataset-fashion-mnist)",
+        );
     };
     let _guard = common::training_lock();
     let (exp, t, _) = train("fashion_300x300.toml", |l| {
@@ -76,7 +77,13 @@ fn the_sine_fit_is_within_0_01_of_the_noiseless_curve() {
     let mse = last(&t).test_loss;
     assert!(mse <= 0.01, "{mse}");
     // The same figure from the written predictions, against sin(x) itself.
-    backprop::predict::write_regression_csv(&csv, &t.state.net, &exp.test, &exp.transform).unwrap();
+    backprop::output::predictions::write_regression_csv(
+        &csv,
+        &t.state.net,
+        &exp.test,
+        &exp.transform,
+    )
+    .unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("x,target,prediction"));

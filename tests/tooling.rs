@@ -204,7 +204,7 @@ fn a_learning_rate_of_10_diverges_names_the_batch_and_keeps_the_good_checkpoint(
     assert!(err.contains("layer"), "{err}");
     assert!(err.contains("try 1"), "suggests lr / 10: {err}");
     assert!(err.contains("the last good state (after epoch 1)"), "{err}");
-    let ck = backprop::checkpoint::load(Path::new(model)).unwrap();
+    let ck = backprop::output::checkpoint::load(Path::new(model)).unwrap();
     assert_eq!(ck.state.epochs_done(), 1);
     assert!(ck.state.net.params.iter().all(|p| p.is_finite()));
     assert!(

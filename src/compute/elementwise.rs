@@ -1,0 +1,180 @@
+//! Elementwise passes over large buffers, split across the rayon pool; small buffers run
+//! inline, where waking the pool would cost more than the pass. Every element is computed by
+//! the same expression wherever it runs, so results do not depend on the split.
+
+use rayon::prelude::*;
+
+/// Below this many elements a pass runs on the calling thread.
+const MIN_PARALLEL: usize = 1 << 15;
+/// Elements per task (rounded to whole rows).
+const TASK: usize = 1 << 14;
+
+/// Task length for a buffer of `len` elements in rows of `row` elements, or `None` to run
+/// inline.
+fn task_len(len: usize, row: usize) -> Option<usize> {
+    let row = row.max(1);
+    (len >= MIN_PARALLEL).then(|| TASK.div_ceil(row) * row)
+}
+
+/// `f` over row-aligned pieces of `a`.
+pub fn rows(a: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
+    match task_len(a.len(), row) {
+        None => f(a),
+        Some(n) => a.par_chunks_mut(n).for_each(&f),
+    }
+}
+
+/// `f` over matching row-aligned pieces of `a` and `b`.
+pub fn rows2(a: &mut [f32], b: &[f32], row: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    debug_assert_eq!(a.len(), b.len());
+    match task_len(a.len(), row) {
+        None => f(a, b),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks(n))
+            .for_each(|(a, b)| f(a, b)),
+    }
+}
+
+/// `f` over matching row-aligned pieces of `a` and `b`, both written.
+pub fn pairs_rows(
+    a: &mut [f32],
+    b: &mut [f32],
+    row: usize,
+    f: impl Fn(&mut [f32], &mut [f32]) + Sync,
+) {
+    debug_assert_eq!(a.len(), b.len());
+    match task_len(a.len(), row) {
+        None => f(a, b),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks_mut(n))
+            .for_each(|(a, b)| f(a, b)),
+    }
+}
+
+/// `f` over matching pieces of `a` and `b`, both written.
+pub fn pairs_mut(a: &mut [f32], b: &mut [f32], f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
+    debug_assert_eq!(a.len(), b.len());
+    match task_len(a.len(), 1) {
+        None => f(a, b),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks_mut(n))
+            .for_each(|(a, b)| f(a, b)),
+    }
+}
+
+/// `f` over matching pieces of `a`, `b` and `c`.
+pub fn zip3(
+    a: &mut [f32],
+    b: &[f32],
+    c: &mut [f32],
+    f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+) {
+    match task_len(a.len(), 1) {
+        None => f(a, b, c),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks(n))
+            .zip(c.par_chunks_mut(n))
+            .for_each(|((a, b), c)| f(a, b, c)),
+    }
+}
+
+/// `f` over matching pieces of `a`, `b`, `c` and `d`.
+pub fn zip4(
+    a: &mut [f32],
+    b: &[f32],
+    c: &mut [f32],
+    d: &mut [f32],
+    f: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+) {
+    match task_len(a.len(), 1) {
+        None => f(a, b, c, d),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks(n))
+            .zip(c.par_chunks_mut(n))
+            .zip(d.par_chunks_mut(n))
+            .for_each(|(((a, b), c), d)| f(a, b, c, d)),
+    }
+}
+
+/// Columns summed together on the stack, so a sum is finished before it meets `out`.
+const COLUMN_BLOCK: usize = 64;
+
+/// `out[j] = beta * out[j] + alpha * Σ_r m[r * width + j]`. Each column is summed top to
+/// bottom by one task (so the result does not depend on the split); tasks take blocks of
+/// columns.
+pub fn column_sums(m: &[f32], width: usize, out: &mut [f32], alpha: f32, beta: f32) {
+    let sum_block = |first: usize, out: &mut [f32]| {
+        for (b, out) in out.chunks_mut(COLUMN_BLOCK).enumerate() {
+            let start = first + b * COLUMN_BLOCK;
+            let mut acc = [0.0f32; COLUMN_BLOCK];
+            let acc = &mut acc[..out.len()];
+            for row in m.chunks_exact(width) {
+                for (a, v) in acc.iter_mut().zip(&row[start..]) {
+                    *a += v;
+                }
+            }
+            for (o, a) in out.iter_mut().zip(acc.iter()) {
+                // beta = 0 must not carry NaN or inf over from the old contents.
+                *o = if beta == 0.0 {
+                    alpha * a
+                } else {
+                    beta * *o + alpha * a
+                };
+            }
+        }
+    };
+    if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK {
+        return sum_block(0, out);
+    }
+    let per_task = width
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(COLUMN_BLOCK);
+    out.par_chunks_mut(per_task)
+        .enumerate()
+        .for_each(|(i, o)| sum_block(i * per_task, o));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_and_small_passes_agree_with_a_plain_loop() {
+        for len in [10usize, MIN_PARALLEL * 3 + 7] {
+            let b: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            let mut a = vec![1.0f32; len];
+            rows2(&mut a, &b, 1, |a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y)
+            });
+            assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
+        }
+    }
+
+    #[test]
+    fn column_sums_match_a_plain_loop_bit_for_bit() {
+        let (rows, width) = (700usize, 300usize);
+        let m: Vec<f32> = (0..rows * width)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.001)
+            .collect();
+        let mut want = vec![0.0f32; width];
+        for r in 0..rows {
+            for j in 0..width {
+                want[j] += m[r * width + j];
+            }
+        }
+        let mut got = vec![f32::NAN; width];
+        column_sums(&m, width, &mut got, 1.0, 0.0);
+        assert_eq!(got, want);
+        // Folded into an existing buffer: beta * out + alpha * sum.
+        let mut folded = vec![2.0f32; width];
+        column_sums(&m, width, &mut folded, -0.5, 0.25);
+        for (f, w) in folded.iter().zip(&want) {
+            assert_eq!(*f, 0.25 * 2.0 + -0.5 * w);
+        }
+    }
+}

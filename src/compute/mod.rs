@@ -1,0 +1,6 @@
+//! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
+//! the rayon pool ([`elementwise`]), and seeded random streams ([`rng`]).
+
+pub mod blas;
+pub mod elementwise;
+pub mod rng;

@@ -1,0 +1,240 @@
+//! The sections of the TOML run description, with their defaults. Where a section's values
+//! are a domain type's own (a loss, an optimizer kind, a data source's table), the domain
+//! type is deserialised directly; the names below are the few that map to a domain type with
+//! extra keys beside them (an activation and its slope, an init and its scale).
+
+use crate::data::csv::CsvConfig;
+use crate::data::synth::{SineConfig, XorConfig};
+use crate::model::Loss;
+use crate::optim::OptimizerKind;
+use crate::train::Monitor;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// BLAS and rayon threads; default: the physical cores.
+    pub threads: Option<usize>,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A folder holding the four standard IDX files (each may be gzipped).
+    pub dir: Option<PathBuf>,
+    pub train_images: Option<PathBuf>,
+    pub train_labels: Option<PathBuf>,
+    pub test_images: Option<PathBuf>,
+    pub test_labels: Option<PathBuf>,
+    pub sine: Option<SineConfig>,
+    pub xor: Option<XorConfig>,
+    pub csv: Option<CsvConfig>,
+    /// Checked against the data when given.
+    pub input_width: Option<usize>,
+    /// Checked against the labels when given; otherwise one more than the largest label.
+    pub classes: Option<usize>,
+    #[serde(default)]
+    pub scale: Scale,
+    pub mean: Option<f32>,
+    pub std: Option<f32>,
+    #[serde(default)]
+    pub validation_split: f64,
+    /// Where decompressed `.gz` caches go when the data folder is read-only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Bytes divided by 255, into [0, 1].
+    #[default]
+    Unit,
+    /// Raw values (0..255 for bytes): almost always a mistake with sigmoid or tanh units.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationName {
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    Identity,
+    Silu,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InitName {
+    Auto,
+    HeNormal,
+    HeUniform,
+    XavierNormal,
+    XavierUniform,
+    Uniform,
+    Normal,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Hidden layer widths, input side first.
+    pub hidden: Vec<usize>,
+    /// Activation of every hidden layer...
+    pub activation: ActivationName,
+    /// ...or one per hidden layer.
+    pub activations: Option<Vec<ActivationName>>,
+    pub leaky_slope: f32,
+    /// Output activation for mean squared error (the other losses take logits).
+    pub output_activation: Option<ActivationName>,
+    pub loss: Loss,
+    pub init: InitName,
+    /// For `init = "normal"`.
+    pub init_std: Option<f32>,
+    /// For `init = "uniform"`: weights in [-limit, limit].
+    pub init_limit: Option<f32>,
+    pub bias_init: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            hidden: Vec::new(),
+            activation: ActivationName::Relu,
+            activations: None,
+            leaky_slope: 0.01,
+            output_activation: None,
+            loss: Loss::SoftmaxCrossEntropy,
+            init: InitName::Auto,
+            init_std: None,
+            init_limit: None,
+            bias_init: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub drop_last: bool,
+    /// Stop once the monitored accuracy reaches this (a fraction, e.g. 0.976).
+    pub target_accuracy: Option<f64>,
+    /// Stop once the monitored loss falls to this.
+    pub target_loss: Option<f64>,
+    /// Stop after this many epochs without improvement of the monitored metric.
+    pub patience: Option<usize>,
+    pub min_delta: f64,
+    /// Which held-out set stopping watches; default: validation if there is one, else test.
+    pub monitor: Option<Monitor>,
+    /// Rows per forward pass when evaluating.
+    pub eval_chunk: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            drop_last: false,
+            target_accuracy: None,
+            target_loss: None,
+            patience: None,
+            min_delta: 0.0,
+            monitor: None,
+            eval_chunk: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decay_biases: bool,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            lr: 0.01,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decay_biases: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    Step,
+    Exponential,
+    Cosine,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    /// step: epochs between decays.
+    pub every: Option<usize>,
+    /// step and exponential: multiplier per decay.
+    pub factor: Option<f32>,
+    /// cosine: epochs from the top to the floor (default: all epochs after warmup).
+    pub epochs: Option<usize>,
+    /// cosine: the lowest learning rate.
+    pub min_lr: f32,
+    pub warmup_epochs: usize,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// One JSON object per epoch, per line.
+    pub metrics: Option<PathBuf>,
+    /// The same metrics as CSV.
+    pub csv: Option<PathBuf>,
+    /// Learning curves, `.png` or `.svg`.
+    pub plot: Option<PathBuf>,
+    /// Checkpoint written at the end (and every `checkpoint_every` epochs).
+    pub save: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    /// Regression: CSV of input, target and prediction over the test set.
+    pub predictions: Option<PathBuf>,
+    /// Print per-epoch diagnostics (dead units, saturation, update ratios).
+    #[serde(default)]
+    pub diagnostics: bool,
+}

@@ -1,0 +1,225 @@
+//! Value checks the types cannot make: ranges, combinations, required companions. Each
+//! failure is a [`ConfigError`] naming the field.
+
+use super::sections::{ActivationName, Config, InitName};
+use crate::error::ConfigError;
+use crate::model::Loss;
+
+fn check(ok: bool, field: &str, what: impl std::fmt::Display) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, what))
+    }
+}
+
+impl Config {
+    /// Checks values the types cannot: ranges, combinations, required companions.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        let idx_paths = [
+            &d.train_images,
+            &d.train_labels,
+            &d.test_images,
+            &d.test_labels,
+        ];
+        let explicit = idx_paths.iter().filter(|p| p.is_some()).count();
+        let sources = usize::from(d.dir.is_some())
+            + usize::from(explicit > 0)
+            + usize::from(d.sine.is_some())
+            + usize::from(d.xor.is_some())
+            + usize::from(d.csv.is_some());
+        check(
+            sources == 1,
+            "data",
+            "give exactly one source: `dir`, the four paths `train_images`, `train_labels`, \
+             `test_images`, `test_labels`, or one of the tables [data.sine], [data.xor], [data.csv]",
+        )?;
+        check(
+            explicit == 0 || explicit == 4,
+            "data",
+            "explicit IDX paths need all four of train_images, train_labels, test_images, test_labels",
+        )?;
+        check(
+            (0.0..1.0).contains(&d.validation_split),
+            "data.validation_split",
+            format!("must be in [0, 1), got {}", d.validation_split),
+        )?;
+        if let Some(std) = d.std {
+            check(
+                std.is_finite() && std > 0.0,
+                "data.std",
+                format!("must be positive and finite, got {std}"),
+            )?;
+        }
+        if let Some(mean) = d.mean {
+            check(
+                mean.is_finite(),
+                "data.mean",
+                format!("must be finite, got {mean}"),
+            )?;
+        }
+        check(
+            d.input_width != Some(0),
+            "data.input_width",
+            "must be at least 1",
+        )?;
+        check(
+            d.classes.is_none_or(|c| c >= 2),
+            "data.classes",
+            "must be at least 2",
+        )?;
+        if let Some(s) = &d.sine {
+            check(
+                s.train_samples > 0 && s.test_samples > 1,
+                "data.sine",
+                "needs train_samples >= 1 and test_samples >= 2",
+            )?;
+            check(s.x_max > s.x_min, "data.sine.x_max", "must be above x_min")?;
+            check(s.noise >= 0.0, "data.sine.noise", "must be >= 0")?;
+        }
+        if let Some(c) = &d.csv {
+            check(
+                !c.target.is_empty(),
+                "data.csv.target",
+                "name at least one target column",
+            )?;
+            check(
+                !c.classification || c.target.len() == 1,
+                "data.csv.target",
+                "classification takes exactly one target column",
+            )?;
+            check(
+                c.test.is_some() || (c.test_fraction > 0.0 && c.test_fraction < 1.0),
+                "data.csv.test_fraction",
+                "must be in (0, 1) when no test file is given",
+            )?;
+        }
+        self.validate_model()?;
+        self.validate_training()
+    }
+
+    fn validate_model(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        if let Some(i) = m.hidden.iter().position(|&w| w == 0) {
+            return Err(ConfigError::new(
+                "model.hidden",
+                format!("layer {i} has width 0; every hidden layer needs at least 1 unit"),
+            ));
+        }
+        if let Some(acts) = &m.activations {
+            check(
+                acts.len() == m.hidden.len(),
+                "model.activations",
+                format!(
+                    "has {} entries for {} hidden layers",
+                    acts.len(),
+                    m.hidden.len()
+                ),
+            )?;
+        }
+        check(
+            m.bias_init.is_finite(),
+            "model.bias_init",
+            format!("must be finite, got {}", m.bias_init),
+        )?;
+        check(
+            (0.0..1.0).contains(&m.leaky_slope),
+            "model.leaky_slope",
+            format!("must be in [0, 1), got {}", m.leaky_slope),
+        )?;
+        check(
+            m.output_activation != Some(ActivationName::Silu),
+            "model.output_activation",
+            "silu is for hidden layers; use identity, sigmoid or tanh for the output",
+        )?;
+        check(
+            m.output_activation.is_none() || m.loss == Loss::MeanSquaredError,
+            "model.output_activation",
+            "only mean_squared_error takes an output activation; the cross-entropy losses \
+             apply softmax or sigmoid themselves (applying it twice is a classic bug)",
+        )?;
+        match m.init {
+            InitName::Normal => check(
+                m.init_std.is_some_and(|s| s > 0.0 && s.is_finite()),
+                "model.init_std",
+                "init = \"normal\" needs a positive init_std",
+            )?,
+            InitName::Uniform => check(
+                m.init_limit.is_some_and(|s| s > 0.0 && s.is_finite()),
+                "model.init_limit",
+                "init = \"uniform\" needs a positive init_limit",
+            )?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn validate_training(&self) -> Result<(), ConfigError> {
+        let t = &self.train;
+        check(t.epochs > 0, "train.epochs", "must be at least 1")?;
+        check(t.batch_size > 0, "train.batch_size", "must be at least 1")?;
+        check(t.eval_chunk > 0, "train.eval_chunk", "must be at least 1")?;
+        check(
+            t.target_accuracy.is_none_or(|a| a > 0.0 && a <= 1.0),
+            "train.target_accuracy",
+            "is a fraction in (0, 1], e.g. 0.98",
+        )?;
+        check(
+            t.target_loss.is_none_or(f64::is_finite)
+                && t.min_delta.is_finite()
+                && t.min_delta >= 0.0,
+            "train.target_loss/min_delta",
+            "must be finite (and min_delta >= 0)",
+        )?;
+        check(
+            t.patience != Some(0),
+            "train.patience",
+            "must be at least 1",
+        )?;
+        check(self.threads != Some(0), "threads", "must be at least 1")?;
+        let o = &self.optimizer;
+        check(
+            o.lr.is_finite() && o.lr > 0.0,
+            "optimizer.lr",
+            format!("must be positive, got {}", o.lr),
+        )?;
+        check(
+            (0.0..1.0).contains(&o.momentum),
+            "optimizer.momentum",
+            "must be in [0, 1)",
+        )?;
+        check(
+            (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2),
+            "optimizer.beta1/beta2",
+            "must be in [0, 1)",
+        )?;
+        check(
+            o.eps.is_finite() && o.eps > 0.0,
+            "optimizer.eps",
+            "must be positive and finite",
+        )?;
+        check(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
+            "optimizer.weight_decay",
+            "must be finite and >= 0",
+        )?;
+        let s = &self.schedule;
+        check(s.every != Some(0), "schedule.every", "must be at least 1")?;
+        check(
+            s.factor.is_none_or(|f| f > 0.0 && f <= 1.0),
+            "schedule.factor",
+            "must be in (0, 1]: a decay multiplies the learning rate down",
+        )?;
+        check(
+            s.min_lr >= 0.0 && s.min_lr <= o.lr,
+            "schedule.min_lr",
+            "must be in [0, optimizer.lr]",
+        )?;
+        check(
+            self.output.checkpoint_every != Some(0),
+            "output.checkpoint_every",
+            "must be at least 1",
+        )
+    }
+}

@@ -1,0 +1,245 @@
+//! A dataset: features (the bytes of a memory-mapped IDX file, never copied as a whole, or a
+//! table of floats) and targets (class labels or value rows).
+
+use super::idx::{CachePolicy, IdxFile};
+use anyhow::{bail, Result};
+use std::path::Path;
+
+pub enum Features {
+    Bytes(IdxFile),
+    Floats { values: Vec<f32>, width: usize },
+}
+
+pub enum Labels {
+    Idx(IdxFile),
+    Owned(Vec<u32>),
+}
+
+pub enum TargetData {
+    Classes { labels: Labels, classes: usize },
+    Values { values: Vec<f32>, width: usize },
+}
+
+pub struct Dataset {
+    /// What the data is, for messages (a path, or "sine (generated)").
+    pub name: String,
+    pub features: Features,
+    pub targets: TargetData,
+    /// One sample's shape before flattening, e.g. `[28, 28]`.
+    pub sample_shape: Vec<usize>,
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("len", &self.len())
+            .field("sample_shape", &self.sample_shape)
+            .field("classes", &self.classes())
+            .finish()
+    }
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        match &self.features {
+            Features::Bytes(f) => f.count(),
+            Features::Floats { values, width } => values.len() / (*width).max(1),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn width(&self) -> usize {
+        match &self.features {
+            Features::Bytes(f) => f.item_len(),
+            Features::Floats { width, .. } => *width,
+        }
+    }
+
+    pub fn classes(&self) -> Option<usize> {
+        match &self.targets {
+            TargetData::Classes { classes, .. } => Some(*classes),
+            TargetData::Values { .. } => None,
+        }
+    }
+
+    pub fn target_width(&self) -> usize {
+        match &self.targets {
+            TargetData::Classes { .. } => 1,
+            TargetData::Values { width, .. } => *width,
+        }
+    }
+
+    pub fn is_bytes(&self) -> bool {
+        matches!(self.features, Features::Bytes(_))
+    }
+
+    pub fn label(&self, i: usize) -> u32 {
+        match &self.targets {
+            TargetData::Classes { labels, .. } => labels.get(i),
+            TargetData::Values { .. } => panic!("{} has no class labels", self.name),
+        }
+    }
+
+    /// Samples per class (empty for regression data).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes().unwrap_or(0)];
+        if !counts.is_empty() {
+            for i in 0..self.len() {
+                counts[self.label(i) as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    /// The raw features of sample `i` as floats (bytes unscaled), for reports and predictions.
+    pub fn raw_features(&self, i: usize, out: &mut [f32]) {
+        match &self.features {
+            Features::Bytes(f) => out
+                .iter_mut()
+                .zip(f.item(i))
+                .for_each(|(o, &b)| *o = f32::from(b)),
+            Features::Floats { values, width } => {
+                out.copy_from_slice(&values[i * width..(i + 1) * width])
+            }
+        }
+    }
+
+    /// Target row `i` of regression data.
+    pub fn values(&self, i: usize) -> &[f32] {
+        match &self.targets {
+            TargetData::Values { values, width } => &values[i * width..(i + 1) * width],
+            TargetData::Classes { .. } => panic!("{} has class labels, not values", self.name),
+        }
+    }
+
+    /// The label file's largest label, if any.
+    fn max_label(&self) -> Option<u32> {
+        match &self.targets {
+            TargetData::Classes { labels, .. } => (0..self.len()).map(|i| labels.get(i)).max(),
+            TargetData::Values { .. } => None,
+        }
+    }
+
+    fn set_classes(&mut self, n: usize) {
+        if let TargetData::Classes { classes, .. } = &mut self.targets {
+            *classes = n;
+        }
+    }
+
+    /// Reads an image file and its label file, checking that they belong together.
+    pub fn from_idx(images: &Path, labels: &Path, cache: &CachePolicy) -> Result<Dataset> {
+        let images_file = IdxFile::open(images, cache)?;
+        let labels_file = IdxFile::open(labels, cache)?;
+        if labels_file.item_len() != 1 {
+            bail!(
+                "{}: a label file holds one byte per item (rank 1, an idx1 file), \
+                 but this one has shape {:?}",
+                labels.display(),
+                labels_file.dims()
+            );
+        }
+        if images_file.count() != labels_file.count() {
+            bail!(
+                "{} has {} items but {} has {} labels; they must have the same count",
+                images.display(),
+                images_file.count(),
+                labels.display(),
+                labels_file.count()
+            );
+        }
+        let sample_shape = match images_file.dims() {
+            [_] => vec![1],
+            [_, rest @ ..] => rest.to_vec(),
+            [] => unreachable!("validated rank >= 1"),
+        };
+        let shown = std::fs::canonicalize(images).unwrap_or_else(|_| images.to_path_buf());
+        Ok(Dataset {
+            name: shown.display().to_string(),
+            features: Features::Bytes(images_file),
+            targets: TargetData::Classes {
+                labels: Labels::Idx(labels_file),
+                classes: 0,
+            },
+            sample_shape,
+        })
+    }
+}
+
+impl Labels {
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            Labels::Idx(f) => u32::from(f.data()[i]),
+            Labels::Owned(v) => v[i],
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Labels::Idx(f) => f.path.display().to_string(),
+            Labels::Owned(_) => "labels".to_string(),
+        }
+    }
+
+    /// The first label at or above `classes`, as `(index, label)`.
+    fn first_out_of_range(&self, len: usize, classes: usize) -> Option<(usize, u32)> {
+        (0..len)
+            .map(|i| (i, self.get(i)))
+            .find(|&(_, l)| l as usize >= classes)
+    }
+}
+
+/// The class count: the explicit one, checked against every label, or one more than the
+/// largest label seen in either set.
+pub fn settle_classes(
+    train: &mut Dataset,
+    test: &mut Dataset,
+    explicit: Option<usize>,
+) -> Result<Option<usize>> {
+    let (Some(a), Some(b)) = (train.max_label(), test.max_label()) else {
+        return Ok(None);
+    };
+    let classes = explicit.unwrap_or(a.max(b) as usize + 1);
+    for ds in [&*train, &*test] {
+        if let TargetData::Classes { labels, .. } = &ds.targets {
+            if let Some((i, l)) = labels.first_out_of_range(ds.len(), classes) {
+                let why = if explicit.is_some() {
+                    format!("the config sets data.classes = {classes}")
+                } else {
+                    format!("{classes} classes")
+                };
+                bail!(
+                    "{}: label {l} at item {i} (byte offset {}) is not below the class count ({why}); \
+                     labels must be 0..{}",
+                    labels.describe(),
+                    8 + i,
+                    classes - 1
+                );
+            }
+        }
+    }
+    train.set_classes(classes);
+    test.set_classes(classes);
+    Ok(Some(classes))
+}
+
+/// A dataset of in-memory floats (generated or CSV data).
+pub fn float_dataset(
+    name: impl Into<String>,
+    features: Vec<f32>,
+    width: usize,
+    targets: TargetData,
+) -> Dataset {
+    Dataset {
+        name: name.into(),
+        features: Features::Floats {
+            values: features,
+            width,
+        },
+        targets,
+        sample_shape: vec![width],
+    }
+}

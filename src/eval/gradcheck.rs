@@ -1,0 +1,123 @@
+//! Gradient checking: the analytic gradients of the real (f32, sgemm) backward pass against
+//! central finite differences of an independent, naive f64 forward pass.
+
+use crate::compute::rng;
+use crate::data::{gather, Dataset, InputTransform, TargetBuffer};
+use crate::model::{Network, Targets};
+use crate::train::{Batch, StepBuffers};
+use rand::seq::index::sample;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorCheck {
+    pub name: String,
+    pub checked: usize,
+    pub max_abs_error: f64,
+    /// `|analytic - numeric| / max(|analytic|, |numeric|, floor)`, worst entry; the floor is
+    /// 1e-3 of the tensor's largest numeric gradient, so entries that are ~0 are judged
+    /// against the tensor's scale rather than against zero.
+    pub max_rel_error: f64,
+}
+
+/// The batch-mean loss in f64, computed naively from `params`.
+pub fn reference_loss(net: &Network, params: &[f64], x: &[f64], targets: Targets, n: usize) -> f64 {
+    let mut total = 0.0;
+    let mut act: Vec<f64> = Vec::new();
+    let mut next: Vec<f64> = Vec::new();
+    for r in 0..n {
+        act.clear();
+        act.extend_from_slice(&x[r * net.arch.inputs..(r + 1) * net.arch.inputs]);
+        for (l, layer) in net.arch.layers.iter().enumerate() {
+            let w = net.weight_info(l);
+            let b = net.bias_info(l);
+            next.clear();
+            for j in 0..w.cols {
+                let mut z = params[b.offset + j];
+                for (i, a) in act.iter().enumerate() {
+                    z += a * params[w.offset + i * w.cols + j];
+                }
+                next.push(layer.activation.apply_f64(z));
+            }
+            std::mem::swap(&mut act, &mut next);
+        }
+        total += net.arch.loss.sample_loss_f64(&act, targets, r);
+    }
+    total / n as f64
+}
+
+/// Checks up to `per_tensor` entries of every tensor (all of them if the tensor is smaller)
+/// on the samples `indices`.
+pub fn check(
+    net: &Network,
+    data: &Dataset,
+    transform: &InputTransform,
+    indices: &[usize],
+    per_tensor: usize,
+    seed: u64,
+) -> Vec<TensorCheck> {
+    let mut work = StepBuffers::new(net, data, indices.len(), false);
+    let mut grads = vec![0.0; net.params.len()];
+    let batch = Batch {
+        data,
+        transform,
+        indices,
+    };
+    work.gradient(net, batch, &mut grads);
+    compare(net, data, transform, indices, &grads, per_tensor, seed)
+}
+
+/// Compares given gradients (laid out like `net.params`) with finite differences.
+pub fn compare(
+    net: &Network,
+    data: &Dataset,
+    transform: &InputTransform,
+    indices: &[usize],
+    analytic: &[f32],
+    per_tensor: usize,
+    seed: u64,
+) -> Vec<TensorCheck> {
+    let n = indices.len();
+    let mut x32 = vec![0.0f32; n * net.arch.inputs];
+    let mut targets = TargetBuffer::for_dataset(data, n);
+    gather(data, transform, indices, &mut x32, &mut targets);
+    let x: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
+    let mut params: Vec<f64> = net.params.iter().map(|&v| f64::from(v)).collect();
+
+    let mut rng = rng::stream(seed, rng::Stream::Data, 99);
+    net.tensors
+        .iter()
+        .map(|t| {
+            let picks: Vec<usize> = if t.len() <= per_tensor {
+                (0..t.len()).collect()
+            } else {
+                sample(&mut rng, t.len(), per_tensor).into_vec()
+            };
+            let mut pairs = Vec::with_capacity(picks.len());
+            for k in picks {
+                let p = t.offset + k;
+                let original = params[p];
+                let h = 1e-6 * original.abs().max(1.0);
+                params[p] = original + h;
+                let up = reference_loss(net, &params, &x, targets.view(n), n);
+                params[p] = original - h;
+                let down = reference_loss(net, &params, &x, targets.view(n), n);
+                params[p] = original;
+                pairs.push((f64::from(analytic[p]), (up - down) / (2.0 * h)));
+            }
+            let scale = pairs.iter().map(|(_, n)| n.abs()).fold(0.0, f64::max);
+            let floor = (1e-3 * scale).max(1e-10);
+            let (mut max_abs, mut max_rel) = (0.0f64, 0.0f64);
+            for (a, num) in &pairs {
+                let err = (a - num).abs();
+                max_abs = max_abs.max(err);
+                max_rel = max_rel.max(err / a.abs().max(num.abs()).max(floor));
+            }
+            TensorCheck {
+                name: t.name.clone(),
+                checked: pairs.len(),
+                max_abs_error: max_abs,
+                max_rel_error: max_rel,
+            }
+        })
+        .collect()
+}

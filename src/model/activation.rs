@@ -1,0 +1,273 @@
+//! Elementwise activations, applied in place over a layer's row-major output.
+//!
+//! Where it can, the derivative is computed from the activation's output `a` rather than its
+//! input `z` (relu: `a > 0`, sigmoid: `a(1-a)`, tanh: `1-a²`), so a layer keeps one buffer,
+//! not two. An activation whose derivative needs `z` (SiLU) says so with
+//! [`Activation::derivative_needs_input`], and its layer keeps `z` as well.
+
+use crate::compute::elementwise;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Activation {
+    Relu,
+    /// `slope` must be >= 0 so that the sign of the output tells the sign of the input.
+    LeakyRelu {
+        slope: f32,
+    },
+    Sigmoid,
+    Tanh,
+    Identity,
+    /// `x σ(x)` (also called swish); hidden layers only.
+    Silu,
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Identity => "identity",
+            Activation::Silu => "silu",
+        }
+    }
+
+    /// Whether He initialisation suits it (the ReLU family); otherwise Xavier does.
+    pub fn is_relu_family(&self) -> bool {
+        matches!(self, Activation::Relu | Activation::LeakyRelu { .. })
+    }
+
+    /// Whether `f'` needs the pre-activation `z` (it cannot be recovered from the output).
+    pub fn derivative_needs_input(&self) -> bool {
+        matches!(self, Activation::Silu)
+    }
+
+    /// `f(x)` in f32.
+    #[inline(always)]
+    pub fn apply(&self, x: f32) -> f32 {
+        match *self {
+            // Written so that NaN passes through (f32::max would turn it into 0 and hide a
+            // diverging run).
+            Activation::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if x < 0.0 {
+                    slope * x
+                } else {
+                    x
+                }
+            }
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Identity => x,
+            Activation::Silu => x * sigmoid(x),
+        }
+    }
+
+    /// `f'(x)` written in terms of `a = f(x)`; for an activation whose derivative needs its
+    /// input, see [`Activation::derivative_from_input`].
+    #[inline(always)]
+    pub fn derivative_from_output(&self, a: f32) -> f32 {
+        match *self {
+            Activation::Relu => {
+                if a > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu { slope } => {
+                if a > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Activation::Sigmoid => a * (1.0 - a),
+            Activation::Tanh => 1.0 - a * a,
+            Activation::Identity => 1.0,
+            Activation::Silu => unreachable!("SiLU's derivative needs its input"),
+        }
+    }
+
+    /// `f'(x)` from the input `x` itself.
+    #[inline(always)]
+    pub fn derivative_from_input(&self, x: f32) -> f32 {
+        match *self {
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            _ => self.derivative_from_output(self.apply(x)),
+        }
+    }
+
+    /// `f(x)` in f64, for the reference forward pass of gradient checks.
+    pub fn apply_f64(&self, x: f64) -> f64 {
+        match *self {
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    f64::from(slope) * x
+                }
+            }
+            Activation::Sigmoid => {
+                if x >= 0.0 {
+                    1.0 / (1.0 + (-x).exp())
+                } else {
+                    let e = x.exp();
+                    e / (1.0 + e)
+                }
+            }
+            Activation::Tanh => x.tanh(),
+            Activation::Identity => x,
+            Activation::Silu => x / (1.0 + (-x).exp()),
+        }
+    }
+
+    /// `out[r, j] = f(out[r, j] + bias[j])` over a row-major block, one pass.
+    pub fn add_bias_and_apply(&self, out: &mut [f32], bias: &[f32]) {
+        elementwise::rows(out, bias.len(), |part| self.add_bias_inline(part, bias));
+    }
+
+    /// As [`Activation::add_bias_and_apply`], keeping `z = out + bias` in `pre` too.
+    pub fn add_bias_keep_input_and_apply(&self, out: &mut [f32], pre: &mut [f32], bias: &[f32]) {
+        elementwise::pairs_rows(out, pre, bias.len(), |out, pre| {
+            for (o, p) in out
+                .chunks_exact_mut(bias.len())
+                .zip(pre.chunks_exact_mut(bias.len()))
+            {
+                for ((o, p), b) in o.iter_mut().zip(p).zip(bias) {
+                    *p = *o + b;
+                    *o = self.apply(*p);
+                }
+            }
+        });
+    }
+
+    fn add_bias_inline(&self, out: &mut [f32], bias: &[f32]) {
+        // One loop per kind, so each inner loop is branch-free and vectorises.
+        match *self {
+            Activation::Relu => bias_rows(out, bias, |v| if v < 0.0 { 0.0 } else { v }),
+            Activation::LeakyRelu { slope } => {
+                bias_rows(out, bias, |v| if v < 0.0 { slope * v } else { v })
+            }
+            Activation::Sigmoid => bias_rows(out, bias, sigmoid),
+            Activation::Tanh => bias_rows(out, bias, f32::tanh),
+            Activation::Identity => bias_rows(out, bias, |v| v),
+            Activation::Silu => bias_rows(out, bias, |v| v * sigmoid(v)),
+        }
+    }
+
+    /// `delta *= f'(z)`, with `f'` taken from the layer's output `a`, or from its input `z`
+    /// where the derivative needs it (then `z` must be given).
+    pub fn scale_by_derivative(&self, delta: &mut [f32], a: &[f32], z: Option<&[f32]>) {
+        match (self.derivative_needs_input(), z) {
+            (true, Some(z)) => elementwise::rows2(delta, z, 1, |d, z| {
+                for (d, &z) in d.iter_mut().zip(z) {
+                    *d *= self.derivative_from_input(z);
+                }
+            }),
+            (true, None) => panic!("{} needs its layer's pre-activation", self.name()),
+            _ if *self == Activation::Identity => {}
+            _ => elementwise::rows2(delta, a, 1, |d, a| self.scale_inline(d, a)),
+        }
+    }
+
+    fn scale_inline(&self, delta: &mut [f32], a: &[f32]) {
+        debug_assert_eq!(delta.len(), a.len());
+        let pairs = delta.iter_mut().zip(a);
+        match *self {
+            Activation::Relu => pairs.for_each(|(d, &a)| *d = if a > 0.0 { *d } else { 0.0 }),
+            Activation::LeakyRelu { slope } => {
+                pairs.for_each(|(d, &a)| *d = if a > 0.0 { *d } else { slope * *d })
+            }
+            Activation::Sigmoid => pairs.for_each(|(d, &a)| *d *= a * (1.0 - a)),
+            Activation::Tanh => pairs.for_each(|(d, &a)| *d *= 1.0 - a * a),
+            Activation::Identity | Activation::Silu => {}
+        }
+    }
+}
+
+#[inline(always)]
+fn bias_rows(out: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+    debug_assert_eq!(out.len() % bias.len().max(1), 0);
+    for row in out.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = f(*v + b);
+        }
+    }
+}
+
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    // Two branches so that exp never overflows.
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Activation; 6] = [
+        Activation::Relu,
+        Activation::LeakyRelu { slope: 0.1 },
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Identity,
+        Activation::Silu,
+    ];
+
+    #[test]
+    fn derivatives_match_finite_differences() {
+        for act in ALL {
+            for &x in &[-3.0f64, -0.7, -0.01, 0.02, 0.5, 2.5] {
+                let h = 1e-6;
+                let numeric = (act.apply_f64(x + h) - act.apply_f64(x - h)) / (2.0 * h);
+                let analytic = act.derivative_from_input(x as f32);
+                assert!(
+                    (numeric - f64::from(analytic)).abs() < 1e-4,
+                    "{act:?} at {x}: {numeric} vs {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f32_and_f64_agree_and_sigmoid_does_not_overflow() {
+        for act in ALL {
+            for &x in &[-5.0f32, -1.0, 0.0, 0.3, 4.0] {
+                let diff = f64::from(act.apply(x)) - act.apply_f64(f64::from(x));
+                assert!(diff.abs() < 1e-6, "{act:?} {x}");
+            }
+        }
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert!(
+            Activation::Relu.apply(f32::NAN).is_nan(),
+            "NaN is not hidden"
+        );
+        assert_eq!(sigmoid(1000.0), 1.0);
+    }
+
+    #[test]
+    fn bias_then_activation_in_one_pass() {
+        let mut out = [1.0f32, -2.0, 0.5, -0.25];
+        Activation::Relu.add_bias_and_apply(&mut out, &[0.5, 1.0]);
+        assert_eq!(out, [1.5, 0.0, 1.0, 0.75]);
+    }
+}

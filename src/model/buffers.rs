@@ -1,0 +1,81 @@
+//! The per-batch buffers of the passes, allocated once for a largest batch.
+
+use super::architecture::Architecture;
+use ndarray::{s, Array2, ArrayView2};
+
+/// Per-layer outputs for up to `capacity` rows; `bufs[0]` is the input batch,
+/// `bufs[l + 1]` the (activated) output of layer `l`. `pre[l]` keeps layer `l`'s
+/// pre-activation `z` only when its activation's derivative needs it (SiLU); the others take
+/// their derivative from the output.
+#[derive(Clone, Debug)]
+pub struct Activations {
+    pub bufs: Vec<Array2<f32>>,
+    pub pre: Vec<Option<Array2<f32>>>,
+}
+
+impl Activations {
+    pub fn new(arch: &Architecture, capacity: usize) -> Self {
+        Activations {
+            bufs: arch
+                .widths()
+                .into_iter()
+                .map(|w| Array2::zeros((capacity, w)))
+                .collect(),
+            pre: arch
+                .layers
+                .iter()
+                .map(|l| {
+                    l.activation
+                        .derivative_needs_input()
+                        .then(|| Array2::zeros((capacity, l.outputs)))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.bufs[0].nrows()
+    }
+
+    /// The input rows to fill before a forward pass.
+    pub fn input_mut(&mut self, n: usize) -> &mut [f32] {
+        let w = self.bufs[0].ncols();
+        let all = self.bufs[0]
+            .as_slice_mut()
+            .expect("buffers are allocated row-major");
+        &mut all[..n * w]
+    }
+
+    pub fn output(&self, n: usize) -> ArrayView2<'_, f32> {
+        self.layer_output(self.bufs.len() - 2, n)
+    }
+
+    pub fn layer_output(&self, layer: usize, n: usize) -> ArrayView2<'_, f32> {
+        self.bufs[layer + 1].slice(s![..n, ..])
+    }
+
+    /// Layer `layer`'s pre-activation rows, where they are kept.
+    pub fn layer_input(&self, layer: usize, n: usize) -> Option<&[f32]> {
+        let pre = self.pre[layer].as_ref()?;
+        let all = pre.as_slice().expect("buffers are allocated row-major");
+        Some(&all[..n * pre.ncols()])
+    }
+}
+
+/// Per-layer gradients of the loss with respect to each layer's pre-activation.
+#[derive(Clone, Debug)]
+pub struct Deltas {
+    pub bufs: Vec<Array2<f32>>,
+}
+
+impl Deltas {
+    pub fn new(arch: &Architecture, capacity: usize) -> Self {
+        Deltas {
+            bufs: arch
+                .layers
+                .iter()
+                .map(|l| Array2::zeros((capacity, l.outputs)))
+                .collect(),
+        }
+    }
+}

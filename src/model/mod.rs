@@ -1,0 +1,19 @@
+//! The model: its shape and parameter layout ([`architecture`]), the parameters
+//! ([`network`]), the passes over a batch ([`passes`]) with their buffers ([`buffers`]), and
+//! the pieces a layer is made of: [`activation`], [`loss`], [`init`].
+
+pub mod activation;
+pub mod architecture;
+pub mod buffers;
+pub mod init;
+pub mod loss;
+pub mod network;
+pub mod passes;
+
+pub use activation::Activation;
+pub use architecture::{Architecture, LayerSpec, TensorInfo, TensorKind};
+pub use buffers::{Activations, Deltas};
+pub use init::Init;
+pub use loss::{Loss, Score, Targets};
+pub use network::Network;
+pub use passes::Gradients;

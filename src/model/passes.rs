@@ -1,0 +1,221 @@
+//! The forward and backward passes, each product one `sgemm` with the transposes passed as
+//! flags: `Z = X W + b`, `δ_prev = (δ Wᵀ) ⊙ f'(·)`, and the gradient products `dW = Xᵀ δ`,
+//! `db = Σ_rows δ`, which [`Gradients`] leaves to its holder (an optimizer) to accumulate
+//! wherever its update rule wants them.
+
+use super::architecture::{TensorInfo, TensorKind};
+use super::buffers::{Activations, Deltas};
+use super::loss::{Score, Targets};
+use super::network::Network;
+use crate::compute::blas::{gemm, Op};
+use crate::compute::elementwise;
+use ndarray::{s, ArrayViewMut2};
+
+impl Network {
+    /// Forward pass over the first `n` rows of `acts.input`.
+    pub fn forward(&self, acts: &mut Activations, n: usize) {
+        for (l, layer) in self.arch.layers.iter().enumerate() {
+            let (done, rest) = acts.bufs.split_at_mut(l + 1);
+            let input = done[l].slice(s![..n, ..]);
+            let mut out = rest[0].slice_mut(s![..n, ..]);
+            gemm(
+                1.0,
+                input,
+                Op::N,
+                self.weight(l),
+                Op::N,
+                0.0,
+                out.view_mut(),
+            );
+            let bias = &self.params[self.bias_info(l).range()];
+            let out = out.into_slice().expect("row-major buffer");
+            match acts.pre[l].as_mut() {
+                Some(pre) => {
+                    let pre = &mut pre.as_slice_mut().expect("row-major buffer")[..out.len()];
+                    layer
+                        .activation
+                        .add_bias_keep_input_and_apply(out, pre, bias);
+                }
+                None => layer.activation.add_bias_and_apply(out, bias),
+            }
+        }
+    }
+
+    /// Backward pass after [`Network::forward`] on the same `n` rows: scores the batch and
+    /// fills every layer's delta (`∂loss/∂z` of the batch-mean loss), using the current
+    /// weights. The gradient products follow from [`Network::gradients`].
+    pub fn backward(
+        &self,
+        acts: &Activations,
+        deltas: &mut Deltas,
+        targets: Targets,
+        n: usize,
+    ) -> Score {
+        let last = self.layer_count() - 1;
+        let score = self.arch.loss.score(
+            acts.output(n),
+            self.arch.layers[last].activation,
+            targets,
+            Some(deltas.bufs[last].slice_mut(s![..n, ..])),
+        );
+        for l in (1..=last).rev() {
+            let (below, from_here) = deltas.bufs.split_at_mut(l);
+            let delta = from_here[0].slice(s![..n, ..]);
+            let mut prev = below[l - 1].slice_mut(s![..n, ..]);
+            gemm(
+                1.0,
+                delta,
+                Op::N,
+                self.weight(l),
+                Op::T,
+                0.0,
+                prev.view_mut(),
+            );
+            let prev = prev.into_slice().expect("row-major buffer");
+            let a = acts.bufs[l].slice(s![..n, ..]);
+            let a = a.as_slice().expect("row-major buffer");
+            self.arch.layers[l - 1].activation.scale_by_derivative(
+                prev,
+                a,
+                acts.layer_input(l - 1, n),
+            );
+        }
+        score
+    }
+
+    /// The gradient products of the batch last passed backward.
+    pub fn gradients<'a>(
+        &'a self,
+        acts: &'a Activations,
+        deltas: &'a Deltas,
+        n: usize,
+    ) -> Gradients<'a> {
+        Gradients::new(&self.tensors, acts, deltas, n)
+    }
+}
+
+/// The gradient of the batch-mean loss, as products not yet evaluated: the holder decides
+/// where each tensor's product accumulates (a gradient buffer, or straight into the weights
+/// or a velocity: the optimizer decides).
+pub struct Gradients<'a> {
+    tensors: &'a [TensorInfo],
+    acts: &'a Activations,
+    deltas: &'a Deltas,
+    n: usize,
+}
+
+impl<'a> Gradients<'a> {
+    /// Over the first `n` rows of buffers that went through forward and backward.
+    pub fn new(
+        tensors: &'a [TensorInfo],
+        acts: &'a Activations,
+        deltas: &'a Deltas,
+        n: usize,
+    ) -> Self {
+        Gradients {
+            tensors,
+            acts,
+            deltas,
+            n,
+        }
+    }
+
+    /// For every tensor `t`, `target[t] = beta * target[t] + alpha * g_t` with
+    /// `(alpha, beta) = coefficients(t)`; `target` is laid out like the parameters.
+    pub fn accumulate_into(
+        &self,
+        target: &mut [f32],
+        coefficients: impl Fn(&TensorInfo) -> (f32, f32),
+    ) {
+        let n = self.n;
+        for t in self.tensors {
+            let (alpha, beta) = coefficients(t);
+            let delta = self.deltas.bufs[t.layer].slice(s![..n, ..]);
+            match t.kind {
+                TensorKind::Weight => {
+                    let out = ArrayViewMut2::from_shape((t.rows, t.cols), &mut target[t.range()])
+                        .expect("layout");
+                    let input = self.acts.bufs[t.layer].slice(s![..n, ..]);
+                    gemm(alpha, input, Op::T, delta, Op::N, beta, out);
+                }
+                TensorKind::Bias => {
+                    let rows = delta.as_slice().expect("row-major buffer");
+                    elementwise::column_sums(rows, t.cols, &mut target[t.range()], alpha, beta);
+                }
+            }
+        }
+    }
+
+    /// The plain gradient into `grads`.
+    pub fn write_to(&self, grads: &mut [f32]) {
+        self.accumulate_into(grads, |_| (1.0, 0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Activation, Activations, Architecture, LayerSpec, Loss, Network};
+
+    fn arch() -> Architecture {
+        Architecture {
+            inputs: 3,
+            input_shape: vec![3],
+            layers: vec![
+                LayerSpec {
+                    outputs: 4,
+                    activation: Activation::Relu,
+                },
+                LayerSpec {
+                    outputs: 2,
+                    activation: Activation::Identity,
+                },
+            ],
+            loss: Loss::SoftmaxCrossEntropy,
+        }
+    }
+
+    #[test]
+    fn layout_names_and_sizes() {
+        let net = Network::zeros(arch());
+        let names: Vec<_> = net.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "layer0.weight",
+                "layer0.bias",
+                "layer1.weight",
+                "layer1.bias"
+            ]
+        );
+        assert_eq!(net.params.len(), 3 * 4 + 4 + 4 * 2 + 2);
+        assert_eq!(net.weight(1).dim(), (4, 2));
+        assert_eq!(
+            arch().describe(),
+            "3-4-2 (relu, identity; softmax_cross_entropy)"
+        );
+    }
+
+    #[test]
+    fn forward_matches_a_hand_computation() {
+        let mut net = Network::zeros(arch());
+        // layer0: identity-like weights, bias -1; layer1: sums of pairs.
+        for (i, v) in [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+            .iter()
+            .enumerate()
+        {
+            net.params[i] = *v;
+        }
+        net.params[12..16].fill(-1.0);
+        net.params[16..24].copy_from_slice(&[1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+        net.params[24..26].copy_from_slice(&[0.5, 0.0]);
+        let mut acts = Activations::new(&net.arch, 4);
+        acts.input_mut(1).copy_from_slice(&[3.0, 2.0, 0.5]);
+        net.forward(&mut acts, 1);
+        // hidden = relu([3, 2, 0.5, 0.5] - 1) = [2, 1, 0, 0]; out = [2+1+0.5, 0+0]
+        assert_eq!(
+            acts.layer_output(0, 1).row(0).to_vec(),
+            vec![2.0, 1.0, 0.0, 0.0]
+        );
+        assert_eq!(acts.output(1).row(0).to_vec(), vec![3.5, 0.0]);
+    }
+}

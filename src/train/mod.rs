@@ -1,0 +1,17 @@
+//! Training: one step ([`step`]: gather -> forward -> backward -> update), the loop around it
+//! ([`trainer`]), when to stop ([`stop`]), what each epoch records ([`record`]), the health
+//! probes ([`probe`]) and the evaluation passes ([`evaluate`]).
+
+pub mod evaluate;
+pub mod probe;
+pub mod record;
+pub mod step;
+pub mod stop;
+pub mod trainer;
+
+pub use evaluate::{Evaluator, Subset};
+pub use probe::{Diagnostics, LayerDiagnostics, Probe};
+pub use record::{EpochRecord, Observer, Observers, Silent, TrainState};
+pub use step::{Batch, StepBuffers};
+pub use stop::{stop_reason, Monitor, StopReason, StopRules};
+pub use trainer::{Sets, Trainer, TrainerOptions};

@@ -1,0 +1,94 @@
+//! What a run produces and tells: each epoch's record, the state a checkpoint holds, and the
+//! observers that hear about progress.
+
+use super::probe::Diagnostics;
+use super::stop::Monitor;
+use crate::model::{Network, Score};
+use crate::optim::Optimizer;
+use serde::{Deserialize, Serialize};
+
+/// One epoch's figures, as printed and as written to the metrics files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f64,
+    pub train_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_acc: Option<f64>,
+    pub test_loss: f64,
+    pub test_acc: Option<f64>,
+    /// Training loop only: shuffle, gather, forward, backward, update.
+    pub seconds: f64,
+    pub eval_seconds: f64,
+    pub samples_per_sec: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+}
+
+impl EpochRecord {
+    /// The held-out figures that stopping rules watch.
+    pub fn monitored(&self, monitor: Monitor) -> (f64, Option<f64>) {
+        match monitor {
+            Monitor::Validation => (self.val_loss.unwrap_or(f64::NAN), self.val_acc),
+            Monitor::Test => (self.test_loss, self.test_acc),
+        }
+    }
+}
+
+/// What a checkpoint holds: the model, the optimizer and the epochs done so far.
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    pub net: Network,
+    pub optimizer: Optimizer,
+    pub history: Vec<EpochRecord>,
+}
+
+impl TrainState {
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+}
+
+/// Told about progress; may stop the run by returning an error from `epoch_end`.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _samples: usize, _lr: f32) {}
+    fn batch(&mut self, _samples_done: usize, _running: &Score) {}
+    fn epoch_end(&mut self, _state: &TrainState, _record: &EpochRecord) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The run ended, however it ended.
+    fn run_end(&mut self) {}
+}
+
+/// An observer that does nothing (tests, benchmarks).
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Several observers told in turn, in order; the first error stops the run.
+#[derive(Default)]
+pub struct Observers<'a>(pub Vec<Box<dyn Observer + Send + 'a>>);
+
+impl Observer for Observers<'_> {
+    fn epoch_start(&mut self, epoch: usize, samples: usize, lr: f32) {
+        self.0
+            .iter_mut()
+            .for_each(|o| o.epoch_start(epoch, samples, lr));
+    }
+
+    fn batch(&mut self, samples_done: usize, running: &Score) {
+        self.0
+            .iter_mut()
+            .for_each(|o| o.batch(samples_done, running));
+    }
+
+    fn epoch_end(&mut self, state: &TrainState, record: &EpochRecord) -> anyhow::Result<()> {
+        self.0
+            .iter_mut()
+            .try_for_each(|o| o.epoch_end(state, record))
+    }
+
+    fn run_end(&mut self) {
+        self.0.iter_mut().for_each(|o| o.run_end());
+    }
+}

@@ -1,0 +1,89 @@
+//! One training step, the hot path, in one place: gather a minibatch, forward, backward,
+//! update. Every buffer it touches is allocated once, in [`StepBuffers::new`]; the step
+//! itself allocates nothing.
+
+use crate::data::{gather, Dataset, InputTransform, TargetBuffer};
+use crate::model::{Activations, Deltas, Gradients, Network, Score};
+use crate::optim::Optimizer;
+
+/// The samples of one minibatch and where they come from.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    pub data: &'a Dataset,
+    pub transform: &'a InputTransform,
+    pub indices: &'a [usize],
+}
+
+/// Buffers for one minibatch: inputs and activations, deltas, targets, and the gradient
+/// buffer (allocated only when some step needs one, see [`StepBuffers::new`]).
+pub struct StepBuffers {
+    pub acts: Activations,
+    pub deltas: Deltas,
+    pub targets: TargetBuffer,
+    /// The plain gradient of the last step that wrote it (empty when no step will).
+    pub grads: Vec<f32>,
+}
+
+impl StepBuffers {
+    /// Buffers for batches of up to `capacity` samples of `data`. `gradient_buffer` is needed
+    /// by a rule that cannot fuse its update, and by steps whose gradient is read afterwards.
+    pub fn new(net: &Network, data: &Dataset, capacity: usize, gradient_buffer: bool) -> Self {
+        StepBuffers {
+            acts: Activations::new(&net.arch, capacity),
+            deltas: Deltas::new(&net.arch, capacity),
+            targets: TargetBuffer::for_dataset(data, capacity),
+            grads: if gradient_buffer {
+                vec![0.0; net.params.len()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// One training step with learning rate `lr`: gather, forward, backward, update. With
+    /// `keep_gradient`, the plain gradient is left in `self.grads` (for a probe). A
+    /// non-finite loss leaves the weights untouched and the batch's activations and deltas in
+    /// place, for the caller to report.
+    pub fn step(
+        &mut self,
+        net: &mut Network,
+        optimizer: &mut Optimizer,
+        batch: Batch,
+        lr: f32,
+        keep_gradient: bool,
+    ) -> Score {
+        let score = self.forward_backward(net, batch);
+        if score.loss_sum.is_finite() {
+            let Network {
+                tensors, params, ..
+            } = net;
+            let grads = Gradients::new(tensors, &self.acts, &self.deltas, batch.indices.len());
+            let buffered = keep_gradient || !optimizer.hyper.kind.fuses();
+            optimizer.update(params, &grads, lr, buffered.then_some(&mut self.grads[..]));
+        }
+        score
+    }
+
+    /// The gradient of the batch-mean loss over `batch` into `out`, without an update.
+    pub fn gradient(&mut self, net: &Network, batch: Batch, out: &mut [f32]) -> Score {
+        let score = self.forward_backward(net, batch);
+        net.gradients(&self.acts, &self.deltas, batch.indices.len())
+            .write_to(out);
+        score
+    }
+
+    /// Gathers `batch`, runs the forward pass and fills every layer's delta.
+    fn forward_backward(&mut self, net: &Network, batch: Batch) -> Score {
+        let n = batch.indices.len();
+        let x = self.acts.input_mut(n);
+        gather(
+            batch.data,
+            batch.transform,
+            batch.indices,
+            x,
+            &mut self.targets,
+        );
+        net.forward(&mut self.acts, n);
+        net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n)
+    }
+}

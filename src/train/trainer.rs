@@ -1,0 +1,250 @@
+//! The loop around the step ([`super::step`]): epochs, each a fresh seeded shuffle of
+//! minibatches, then evaluation, the stopping rules, interruption and divergence.
+
+use super::evaluate::{Evaluator, Subset};
+use super::probe::{describe_divergence, Probe};
+use super::record::{EpochRecord, Observer, TrainState};
+use super::step::{Batch, StepBuffers};
+use super::stop::{stop_reason, StopReason, StopRules};
+use crate::data::{Batcher, Dataset, InputTransform};
+use crate::model::Score;
+use crate::optim::schedule::Schedule;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// The data a run trains and evaluates on.
+#[derive(Clone, Copy)]
+pub struct Sets<'a> {
+    pub train: &'a Dataset,
+    /// Samples of `train` used for training (the rest of a validation split is held out).
+    pub train_indices: &'a [usize],
+    /// Samples of `train` held out for validation (may be empty).
+    pub validation: &'a [usize],
+    pub test: &'a Dataset,
+    pub transform: &'a InputTransform,
+}
+
+pub struct TrainerOptions {
+    pub batch_size: usize,
+    pub drop_last: bool,
+    pub eval_chunk: usize,
+    pub diagnostics_every: Option<usize>,
+}
+
+/// Every buffer of a run, allocated here and nowhere else: the step's, the evaluators', the
+/// epoch snapshot and the probe's. (The optimizer's state vectors belong to the model state.)
+struct Workspace {
+    step: StepBuffers,
+    batcher: Batcher,
+    test_eval: Evaluator,
+    validation_eval: Evaluator,
+    /// The state at the start of the current epoch, restored when an epoch is abandoned.
+    snapshot: (Vec<f32>, Vec<Vec<f32>>, u64),
+    probe: Option<Probe>,
+}
+
+impl Workspace {
+    fn new(state: &TrainState, sets: Sets, options: &TrainerOptions) -> Self {
+        let net = &state.net;
+        let batch = options.batch_size.min(sets.train_indices.len()).max(1);
+        let probe = options
+            .diagnostics_every
+            .map(|every| Probe::new(net, every));
+        let gradient_buffer = probe.is_some() || !state.optimizer.hyper.kind.fuses();
+        Workspace {
+            step: StepBuffers::new(net, sets.train, batch, gradient_buffer),
+            batcher: Batcher::new(sets.train_indices.to_vec(), batch, options.drop_last),
+            test_eval: Evaluator::new(net, sets.test, options.eval_chunk),
+            validation_eval: Evaluator::new(net, sets.train, options.eval_chunk),
+            snapshot: (
+                net.params.clone(),
+                state.optimizer.state.clone(),
+                state.optimizer.steps,
+            ),
+            probe,
+        }
+    }
+}
+
+pub struct Trainer {
+    pub state: TrainState,
+    pub schedule: Schedule,
+    pub rules: StopRules,
+    pub seed: u64,
+    work: Workspace,
+}
+
+impl Trainer {
+    pub fn new(
+        state: TrainState,
+        schedule: Schedule,
+        rules: StopRules,
+        seed: u64,
+        sets: Sets,
+        options: &TrainerOptions,
+    ) -> Self {
+        Trainer {
+            work: Workspace::new(&state, sets, options),
+            state,
+            schedule,
+            rules,
+            seed,
+        }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.work.batcher.batch_size()
+    }
+
+    fn save_snapshot(&mut self) {
+        let (params, opt, steps) = &mut self.work.snapshot;
+        params.copy_from_slice(&self.state.net.params);
+        for (s, o) in opt.iter_mut().zip(&self.state.optimizer.state) {
+            s.copy_from_slice(o);
+        }
+        *steps = self.state.optimizer.steps;
+    }
+
+    fn restore_snapshot(&mut self) {
+        let (params, opt, steps) = &self.work.snapshot;
+        self.state.net.params.copy_from_slice(params);
+        for (o, s) in self.state.optimizer.state.iter_mut().zip(opt) {
+            o.copy_from_slice(s);
+        }
+        self.state.optimizer.steps = *steps;
+    }
+
+    /// Trains until a stopping rule fires, `interrupt` is raised, or the loss diverges.
+    /// After an interruption or divergence, `state` is the last completed epoch's.
+    pub fn fit(
+        &mut self,
+        sets: Sets,
+        observer: &mut dyn Observer,
+        interrupt: &AtomicBool,
+    ) -> anyhow::Result<StopReason> {
+        while self.state.epochs_done() < self.rules.epochs {
+            let epoch = self.state.epochs_done();
+            let lr = self.schedule.lr(epoch);
+            self.save_snapshot();
+            self.work.batcher.shuffle(self.seed, epoch);
+            observer.epoch_start(epoch + 1, self.work.batcher.samples(), lr);
+            let started = Instant::now();
+            let running = match self.train_epoch(sets, epoch, lr, observer, interrupt) {
+                Ok(running) => running,
+                Err(reason) => {
+                    self.restore_snapshot();
+                    return Ok(reason);
+                }
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            let record = self.finish_epoch(sets, epoch, lr, running, seconds);
+            self.state.history.push(record.clone());
+            observer.epoch_end(&self.state, &record)?;
+            if let Some(reason) = stop_reason(&self.state.history, &self.rules) {
+                return Ok(reason);
+            }
+        }
+        Ok(StopReason::EpochsDone)
+    }
+
+    /// The minibatches of one epoch; an `Err` ends the run (interrupt or divergence).
+    fn train_epoch(
+        &mut self,
+        sets: Sets,
+        epoch: usize,
+        lr: f32,
+        observer: &mut dyn Observer,
+        interrupt: &AtomicBool,
+    ) -> Result<Score, StopReason> {
+        let Trainer { state, work, .. } = self;
+        let mut running = Score::default();
+        for (b, indices) in work.batcher.batches().enumerate() {
+            let batch = Batch {
+                data: sets.train,
+                transform: sets.transform,
+                indices,
+            };
+            let mut probe = work.probe.as_mut().filter(|p| p.due(b));
+            if let Some(p) = probe.as_mut() {
+                p.before_step(&state.net);
+            }
+            let score = work.step.step(
+                &mut state.net,
+                &mut state.optimizer,
+                batch,
+                lr,
+                probe.is_some(),
+            );
+            if !score.loss_sum.is_finite() {
+                // The step left the weights and this batch's deltas as they were: the
+                // gradient named is this batch's. (Allocated once; the run is ending.)
+                let mut grads = vec![0.0; state.net.params.len()];
+                let n = indices.len();
+                let s = &work.step;
+                state
+                    .net
+                    .gradients(&s.acts, &s.deltas, n)
+                    .write_to(&mut grads);
+                return Err(StopReason::Diverged {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    detail: describe_divergence(&state.net, Some(&grads), score.loss_sum),
+                });
+            }
+            if let Some(p) = probe {
+                p.after_step(&state.net, &work.step.grads, &work.step.acts, indices.len());
+            }
+            running.add(score);
+            observer.batch(running.samples, &running);
+            if interrupt.load(Ordering::Relaxed) {
+                return Err(StopReason::Interrupted {
+                    epoch: epoch + 1,
+                    batches_done: b + 1,
+                });
+            }
+        }
+        // A last update can leave non-finite weights behind a finite loss.
+        if !state.net.params.iter().all(|p| p.is_finite()) {
+            return Err(StopReason::Diverged {
+                epoch: epoch + 1,
+                batch: work.batcher.batch_count(),
+                detail: describe_divergence(&state.net, None, f64::NAN),
+            });
+        }
+        Ok(running)
+    }
+
+    fn finish_epoch(
+        &mut self,
+        sets: Sets,
+        epoch: usize,
+        lr: f32,
+        running: Score,
+        seconds: f64,
+    ) -> EpochRecord {
+        let eval_started = Instant::now();
+        let (net, work) = (&self.state.net, &mut self.work);
+        let validation = (!sets.validation.is_empty()).then(|| {
+            let subset = Subset::Only(sets.validation);
+            work.validation_eval
+                .score(net, sets.train, sets.transform, subset)
+        });
+        let test = work
+            .test_eval
+            .score(net, sets.test, sets.transform, Subset::All);
+        EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_loss: running.mean_loss(),
+            train_acc: running.accuracy(),
+            val_loss: validation.map(|s| s.mean_loss()),
+            val_acc: validation.and_then(|s| s.accuracy()),
+            test_loss: test.mean_loss(),
+            test_acc: test.accuracy(),
+            seconds,
+            eval_seconds: eval_started.elapsed().as_secs_f64(),
+            samples_per_sec: running.samples as f64 / seconds.max(1e-12),
+            diagnostics: work.probe.as_mut().map(Probe::take_epoch),
+        }
+    }
+}
