@@ -5,10 +5,11 @@ use super::experiment;
 use crate::cli::EvalArgs;
 use crate::config::Overrides;
 use crate::data::Dataset;
+use crate::error::ShapeError;
 use crate::eval::report::report;
 use crate::output::checkpoint::{self, Checkpoint};
 use crate::train::Evaluator;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// The test set a checkpoint should be evaluated on.
@@ -27,13 +28,12 @@ pub(super) fn checkpoint_test_set(
     }
     let (_, test) = experiment::load_data(&loaded)?;
     if test.width() != ck.state.net.arch.inputs {
-        bail!(
-            "{} has {} features per sample, the model {} takes {}",
+        let what = format!(
+            "{}: features per sample (the model {} takes)",
             test.name,
-            test.width(),
-            model.display(),
-            ck.state.net.arch.inputs
+            model.display()
         );
+        return Err(ShapeError::new(what, ck.state.net.arch.inputs, test.width()).into());
     }
     Ok(test)
 }

@@ -5,6 +5,7 @@ use super::eval::checkpoint_test_set;
 use crate::cli::PredictArgs;
 use crate::data::idx::IdxFile;
 use crate::data::image::image_bytes;
+use crate::error::ShapeError;
 use crate::eval::predict::classify;
 use crate::output::checkpoint;
 use crate::output::predictions::write_regression_csv;
@@ -36,12 +37,12 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
         } else {
             let file = IdxFile::open(input, &Default::default())?;
             if file.item_len() != width {
-                bail!(
-                    "{}: items have {} values ({:?}), the model takes {width}",
+                let what = format!(
+                    "{}: values per item (shape {:?}; the model's input)",
                     input.display(),
-                    file.item_len(),
                     file.dims()
                 );
+                return Err(ShapeError::new(what, width, file.item_len()).into());
             }
             let labels = (0..file.count())
                 .map(|i| format!("{}[{i}]", input.display()))

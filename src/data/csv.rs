@@ -2,6 +2,7 @@
 
 use super::batch::split_indices;
 use super::dataset::{float_dataset, Dataset, Labels, TargetData};
+use crate::error::ShapeError;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -174,13 +175,12 @@ pub fn load(
             let test_path = resolve(test);
             let test = read_table(&test_path, &cfg.target)?;
             if test.width != train.width {
-                bail!(
-                    "{} has {} feature columns but {} has {}",
+                let what = format!(
+                    "{}: feature columns (as in {})",
                     test_path.display(),
-                    test.width,
-                    train_path.display(),
-                    train.width
+                    train_path.display()
                 );
+                return Err(ShapeError::new(what, train.width, test.width).into());
             }
             Ok((
                 into_dataset(&train_path, train, cfg.classification)?,
