@@ -5,7 +5,7 @@
 mod common;
 
 use backprop::data::idx::cache::CachePolicy;
-use backprop::data::{load_idx_sets, standard_paths, InputTransform};
+use backprop::data::{load_idx_sets, standard_paths, Dataset, InputTransform};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
 use backprop::train::{Batch, StepBuffers};
 use backprop::train::{Evaluator, Subset};
@@ -44,19 +44,27 @@ fn count<F: FnMut()>(mut f: F) -> usize {
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
+/// One test, so that nothing else runs while the global count is read.
 #[test]
-fn steps_and_evaluation_allocate_nothing_after_the_first() {
+fn steps_and_evaluation_allocate_nothing_after_the_first_dense_or_sparse() {
     let paths = standard_paths(&common::mnist_dir()).unwrap();
-    let (train, test) = load_idx_sets(&paths, None, &CachePolicy::default()).unwrap();
+    let (mut train, mut test) = load_idx_sets(&paths, None, &CachePolicy::default()).unwrap();
+    check_steps_and_evaluation(&train, &test, "dense");
+    train.compress().unwrap();
+    test.compress().unwrap();
+    check_steps_and_evaluation(&train, &test, "sparse");
+}
+
+fn check_steps_and_evaluation(train: &Dataset, test: &Dataset, path: &str) {
     let text = "[data]\ndir = \"x\"\n[model]\nhidden = [300, 300]\n";
     let loaded = common::loaded(text, &common::mnist_dir());
-    let arch = backprop::commands::experiment::architecture(&loaded, &train).unwrap();
+    let arch = backprop::commands::experiment::architecture(&loaded, train).unwrap();
     let mut net =
         backprop::model::Network::initialised(arch, backprop::model::init::Init::Auto, 0.0, 1);
     let transform = InputTransform::new(1.0 / 255.0, 0.1307, 0.3081);
     let batch = 200;
-    let mut work = StepBuffers::new(&net, &train, batch, true);
-    let mut evaluator = Evaluator::new(&net, &test, 1000);
+    let mut work = StepBuffers::new(&net, train, batch, true);
+    let mut evaluator = Evaluator::new(&net, test, 1000);
     // A full batch (gathered in parallel) and a partial one (gathered on this thread).
     let full: Vec<usize> = (0..batch).map(|i| (i * 7919) % train.len()).collect();
     let partial = &full[..37];
@@ -77,7 +85,7 @@ fn steps_and_evaluation_allocate_nothing_after_the_first() {
             let mut opt = Optimizer::new(hyper, &net.tensors);
             let mut step = |rows: &[usize]| {
                 let batch = Batch {
-                    data: &train,
+                    data: train,
                     transform: &transform,
                     indices: rows,
                 };
@@ -93,16 +101,16 @@ fn steps_and_evaluation_allocate_nothing_after_the_first() {
             });
             assert_eq!(
                 during_steps, 0,
-                "{kind:?}: allocations in 100 training steps"
+                "{path} {kind:?}: allocations in 100 training steps"
             );
         }
-        evaluator.score(&net, &test, &transform, Subset::All);
+        evaluator.score(&net, test, &transform, Subset::All);
         let during_eval = count(|| {
-            evaluator.score(&net, &test, &transform, Subset::All);
+            evaluator.score(&net, test, &transform, Subset::All);
         });
         assert_eq!(
             during_eval, 0,
-            "allocations while evaluating 10,000 samples"
+            "{path}: allocations while evaluating 10,000 samples"
         );
     });
 }

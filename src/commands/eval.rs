@@ -26,7 +26,11 @@ pub(super) fn checkpoint_test_set(
         }
         .apply(&mut loaded);
     }
-    let (_, test) = experiment::load_data(&loaded)?;
+    let (_, mut test) = experiment::load_data(&loaded)?;
+    // The same first-layer path as training took.
+    if loaded.config.train.sparse_input.decide(&test)?.0 {
+        test.compress()?;
+    }
     if test.width() != ck.state.net.arch.inputs {
         let what = format!(
             "{}: features per sample (the model {} takes)",

@@ -21,6 +21,8 @@ pub struct Experiment {
     pub arch: Architecture,
     /// Things the user should hear about that are not errors.
     pub warnings: Vec<String>,
+    /// Which first-layer path runs and why, for the header.
+    pub input_path: String,
 }
 
 /// The physical core count (hyper-threads share the FPU that sgemm saturates).
@@ -123,7 +125,12 @@ pub fn architecture(loaded: &Loaded, train: &Dataset) -> Result<Architecture> {
 impl Experiment {
     /// Loads the data and settles the shape; `loaded` must already be validated.
     pub fn prepare(loaded: Loaded) -> Result<Self> {
-        let (train, test) = load_data(&loaded).context("loading the data")?;
+        let (mut train, mut test) = load_data(&loaded).context("loading the data")?;
+        let (sparse, input_path) = loaded.config.train.sparse_input.decide(&train)?;
+        if sparse {
+            train.compress()?;
+            test.compress()?;
+        }
         let arch = architecture(&loaded, &train)?;
         let cfg = &loaded.config;
         let (train_indices, validation) =
@@ -167,6 +174,7 @@ impl Experiment {
             validation,
             arch,
             warnings,
+            input_path,
             loaded,
         })
     }

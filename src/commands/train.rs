@@ -19,13 +19,14 @@ const PROBE_EVERY: usize = 50;
 fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
     let c = &exp.loaded.config;
     format!(
-        "backprop {}: {} | {} train, {} validation, {} test samples | batch {}, {} lr {} | {}, \
-         {threads} rayon thread(s) | {} build",
+        "backprop {}: {} | {} train, {} validation, {} test samples, {} | batch {}, {} lr {} | \
+         {}, {threads} rayon thread(s) | {} build",
         env!("CARGO_PKG_VERSION"),
         exp.arch.describe(),
         exp.train_indices.len(),
         exp.validation.len(),
         exp.test.len(),
+        exp.input_path,
         batch,
         c.optimizer.kind.name(),
         c.optimizer.lr,

@@ -5,6 +5,7 @@
 
 use crate::data::csv::CsvConfig;
 use crate::data::synth::{SineConfig, XorConfig};
+use crate::data::SparseInput;
 use crate::model::Loss;
 use crate::optim::OptimizerKind;
 use crate::train::Monitor;
@@ -149,6 +150,8 @@ pub struct TrainConfig {
     pub monitor: Option<Monitor>,
     /// Rows per forward pass when evaluating.
     pub eval_chunk: usize,
+    /// Byte inputs as compressed rows for the first layer: "auto" (by density), "on", "off".
+    pub sparse_input: SparseInput,
 }
 
 impl Default for TrainConfig {
@@ -163,6 +166,7 @@ impl Default for TrainConfig {
             min_delta: 0.0,
             monitor: None,
             eval_chunk: 1000,
+            sparse_input: SparseInput::Auto,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::dataset::{Dataset, Features, TargetData};
 use super::transform::InputTransform;
 use crate::compute::rng;
 use crate::model::loss::Targets;
+use crate::model::{Input, SparseRows};
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -65,6 +66,40 @@ pub fn gather(
     } else {
         x.chunks_mut(width).zip(indices.iter()).for_each(fill_row);
     }
+    gather_targets(ds, indices, y);
+}
+
+/// Loads batch `indices` of `ds` for a forward pass: the targets into `y` and, for a dense
+/// dataset, the transformed rows into `x`. A dataset kept as sparse rows is read by the first
+/// layer itself, through `table` (filled here from `transform`).
+pub fn load<'a>(
+    ds: &'a Dataset,
+    transform: &InputTransform,
+    indices: &'a [usize],
+    table: &'a mut [f32; 256],
+    x: &mut [f32],
+    y: &mut TargetBuffer,
+) -> Input<'a> {
+    match &ds.sparse {
+        Some(csr) => {
+            gather_targets(ds, indices, y);
+            *table = transform.byte_table();
+            Input::Sparse(SparseRows {
+                csr,
+                rows: indices,
+                table,
+                add: transform.add(),
+            })
+        }
+        None => {
+            gather(ds, transform, indices, x, y);
+            Input::Dense
+        }
+    }
+}
+
+/// Copies the targets of samples `indices` into the first rows of `y`.
+pub fn gather_targets(ds: &Dataset, indices: &[usize], y: &mut TargetBuffer) {
     match (y, &ds.targets) {
         (TargetBuffer::Labels(out), TargetData::Classes { labels, .. }) => {
             for (o, &i) in out.iter_mut().zip(indices) {

@@ -2,7 +2,9 @@
 //! table of floats) and targets (class labels or value rows).
 
 use super::idx::{CachePolicy, IdxFile};
+use crate::compute::sparse::CsrBytes;
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub enum Features {
@@ -20,6 +22,70 @@ pub enum TargetData {
     Values { values: Vec<f32>, width: usize },
 }
 
+/// Whether byte inputs are kept as compressed rows for the first layer's products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseInput {
+    /// Sparse when the bytes' density is below [`SPARSE_BELOW_DENSITY`].
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// Below this fraction of nonzero bytes the sparse first layer is faster than `sgemm`
+/// (measured on this project's kernels, see the README's speed section).
+pub const SPARSE_BELOW_DENSITY: f64 = 0.35;
+
+/// Samples whose density decides [`SparseInput::Auto`].
+const DENSITY_SAMPLE_ROWS: usize = 2000;
+
+impl SparseInput {
+    /// Whether `data` should be read sparse, and why, in words for the run header.
+    pub fn decide(self, data: &Dataset) -> Result<(bool, String)> {
+        let density = data.byte_density(DENSITY_SAMPLE_ROWS);
+        let limit = SPARSE_BELOW_DENSITY;
+        Ok(match (self, density) {
+            (SparseInput::Off, _) => (false, "dense input (train.sparse_input = \"off\")".into()),
+            (SparseInput::On, None) => bail!(
+                "train.sparse_input = \"on\" needs byte (IDX) features, but {} holds floats",
+                data.name
+            ),
+            (_, None) => (false, "dense input (float features)".into()),
+            (_, Some(_)) if data.width() > crate::compute::sparse::MAX_WIDTH => (
+                false,
+                format!(
+                    "dense input ({} features: too wide for sparse rows)",
+                    data.width()
+                ),
+            ),
+            (SparseInput::On, Some(d)) => (
+                true,
+                format!(
+                    "sparse input ({:.1}% nonzero; train.sparse_input = \"on\")",
+                    100.0 * d
+                ),
+            ),
+            (SparseInput::Auto, Some(d)) if d < limit => (
+                true,
+                format!(
+                    "sparse input ({:.1}% nonzero < {:.0}%)",
+                    100.0 * d,
+                    100.0 * limit
+                ),
+            ),
+            (SparseInput::Auto, Some(d)) => (
+                false,
+                format!(
+                    "dense input ({:.1}% nonzero >= {:.0}%)",
+                    100.0 * d,
+                    100.0 * limit
+                ),
+            ),
+        })
+    }
+}
+
 pub struct Dataset {
     /// What the data is, for messages (a path, or "sine (generated)").
     pub name: String,
@@ -27,6 +93,9 @@ pub struct Dataset {
     pub targets: TargetData,
     /// One sample's shape before flattening, e.g. `[28, 28]`.
     pub sample_shape: Vec<usize>,
+    /// A compressed-row copy of byte features, when the sparse input path was chosen
+    /// ([`Dataset::compress`]); batches then read it instead of the dense bytes.
+    pub sparse: Option<CsrBytes>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -75,6 +144,37 @@ impl Dataset {
 
     pub fn is_bytes(&self) -> bool {
         matches!(self.features, Features::Bytes(_))
+    }
+
+    /// The fraction of nonzero bytes over up to `max_rows` samples spread evenly through the
+    /// set (`None` for float features).
+    pub fn byte_density(&self, max_rows: usize) -> Option<f64> {
+        let Features::Bytes(f) = &self.features else {
+            return None;
+        };
+        let step = (self.len() / max_rows.max(1)).max(1);
+        let (mut nonzero, mut total) = (0usize, 0usize);
+        for i in (0..self.len()).step_by(step) {
+            let row = f.item(i);
+            nonzero += row.iter().filter(|&&b| b != 0).count();
+            total += row.len();
+        }
+        Some(nonzero as f64 / total.max(1) as f64)
+    }
+
+    /// Builds the compressed-row copy of byte features that batches will read from.
+    pub fn compress(&mut self) -> Result<()> {
+        let Features::Bytes(f) = &self.features else {
+            bail!(
+                "{}: only byte features can be kept as sparse rows",
+                self.name
+            );
+        };
+        let rows = (0..f.count()).map(|i| f.item(i));
+        let csr = CsrBytes::from_rows(f.item_len(), rows)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
+        self.sparse = Some(csr);
+        Ok(())
     }
 
     pub fn label(&self, i: usize) -> u32 {
@@ -165,6 +265,7 @@ impl Dataset {
                 classes: 0,
             },
             sample_shape,
+            sparse: None,
         })
     }
 }
@@ -241,5 +342,6 @@ pub fn float_dataset(
         },
         targets,
         sample_shape: vec![width],
+        sparse: None,
     }
 }

@@ -12,7 +12,10 @@ pub mod synth;
 pub mod transform;
 
 pub use batch::{gather, split_indices, Batcher, TargetBuffer};
-pub use dataset::{float_dataset, settle_classes, Dataset, Features, Labels, TargetData};
+pub use dataset::{
+    float_dataset, settle_classes, Dataset, Features, Labels, SparseInput, TargetData,
+    SPARSE_BELOW_DENSITY,
+};
 pub use idx::CachePolicy;
 pub use source::{
     find_standard_file, load_idx_sets, standard_paths, OpenOptions, Source, STANDARD_NAMES,

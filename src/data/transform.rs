@@ -41,6 +41,17 @@ impl InputTransform {
         Self::new(1.0, 0.0, 1.0)
     }
 
+    /// `byte · mul` for every byte value: with [`InputTransform::add`], what a sparse input's
+    /// kernels apply (`x = table[b] + add`).
+    pub fn byte_table(&self) -> [f32; 256] {
+        std::array::from_fn(|b| b as f32 * self.byte_mul)
+    }
+
+    /// The constant added to every scaled value (`-mean / std`).
+    pub fn add(&self) -> f32 {
+        self.add
+    }
+
     #[inline]
     pub fn bytes(&self, out: &mut [f32], src: &[u8]) {
         let (mul, add) = (self.byte_mul, self.add);

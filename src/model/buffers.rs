@@ -1,6 +1,7 @@
 //! The per-batch buffers of the passes, allocated once for a largest batch.
 
 use super::architecture::Architecture;
+use crate::compute::sparse::{CsrBytes, Transpose};
 use ndarray::{s, Array2, ArrayView2};
 
 /// Per-layer outputs for up to `capacity` rows; `bufs[0]` is the input batch,
@@ -11,6 +12,8 @@ use ndarray::{s, Array2, ArrayView2};
 pub struct Activations {
     pub bufs: Vec<Array2<f32>>,
     pub pre: Vec<Option<Array2<f32>>>,
+    /// The first layer's bias with a sparse input's mean subtraction folded in.
+    pub first_bias: Vec<f32>,
 }
 
 impl Activations {
@@ -30,6 +33,7 @@ impl Activations {
                         .then(|| Array2::zeros((capacity, l.outputs)))
                 })
                 .collect(),
+            first_bias: vec![0.0; arch.layers.first().map_or(0, |l| l.outputs)],
         }
     }
 
@@ -76,6 +80,24 @@ impl Deltas {
                 .iter()
                 .map(|l| Array2::zeros((capacity, l.outputs)))
                 .collect(),
+        }
+    }
+}
+
+/// What the sparse first layer's weight gradient needs besides the deltas: the batch's
+/// per-pixel transpose and the mean subtraction's rank-one term. Allocated once.
+#[derive(Clone, Debug)]
+pub struct SparseScratch {
+    pub transpose: Transpose,
+    /// `add * Σ_rows δ` of the first layer.
+    pub offset: Vec<f32>,
+}
+
+impl SparseScratch {
+    pub fn new(csr: &CsrBytes, arch: &Architecture, capacity: usize) -> Self {
+        SparseScratch {
+            transpose: Transpose::for_csr(csr, capacity),
+            offset: vec![0.0; arch.layers.first().map_or(0, |l| l.outputs)],
         }
     }
 }

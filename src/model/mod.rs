@@ -12,8 +12,8 @@ pub mod passes;
 
 pub use activation::Activation;
 pub use architecture::{Architecture, LayerSpec, TensorInfo, TensorKind};
-pub use buffers::{Activations, Deltas};
+pub use buffers::{Activations, Deltas, SparseScratch};
 pub use init::Init;
 pub use loss::{Loss, Score, Targets};
 pub use network::Network;
-pub use passes::Gradients;
+pub use passes::{Gradients, Input, SparseRows};

@@ -2,32 +2,65 @@
 //! flags: `Z = X W + b`, `δ_prev = (δ Wᵀ) ⊙ f'(·)`, and the gradient products `dW = Xᵀ δ`,
 //! `db = Σ_rows δ`, which [`Gradients`] leaves to its holder (an optimizer) to accumulate
 //! wherever its update rule wants them.
+//!
+//! A byte input kept as compressed rows ([`Input::Sparse`]) skips its zeros in the first
+//! layer's two products (there is no input delta). Its standardisation `x = b·mul + add` is
+//! folded in exactly, so that the zeros stay zeros: `X W = (B·mul) W + add·colsum(W)` (into
+//! the bias) and `Xᵀ δ = (B·mul)ᵀ δ + add·colsum(δ)` (a term every weight row gets).
 
 use super::architecture::{TensorInfo, TensorKind};
-use super::buffers::{Activations, Deltas};
+use super::buffers::{Activations, Deltas, SparseScratch};
 use super::loss::{Score, Targets};
 use super::network::Network;
 use crate::compute::blas::{gemm, Op};
 use crate::compute::elementwise;
+use crate::compute::sparse::{self, CsrBytes};
 use ndarray::{s, ArrayViewMut2};
 
+/// Where the first layer's input rows come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// `acts.bufs[0]`, filled by the caller.
+    Dense,
+    /// Rows of a byte dataset kept as compressed rows, transformed on the fly.
+    Sparse(SparseRows<'a>),
+}
+
+/// Rows `rows` of `csr`, as inputs `x = table[byte] + add` (`table[b] = b·mul`).
+#[derive(Clone, Copy, Debug)]
+pub struct SparseRows<'a> {
+    pub csr: &'a CsrBytes,
+    pub rows: &'a [usize],
+    pub table: &'a [f32; 256],
+    pub add: f32,
+}
+
 impl Network {
-    /// Forward pass over the first `n` rows of `acts.input`.
-    pub fn forward(&self, acts: &mut Activations, n: usize) {
+    /// Forward pass over `n` rows of `input` (for a dense input, the first `n` rows of
+    /// `acts.bufs[0]`).
+    pub fn forward(&self, acts: &mut Activations, n: usize, input: Input) {
         for (l, layer) in self.arch.layers.iter().enumerate() {
             let (done, rest) = acts.bufs.split_at_mut(l + 1);
-            let input = done[l].slice(s![..n, ..]);
             let mut out = rest[0].slice_mut(s![..n, ..]);
-            gemm(
-                1.0,
-                input,
-                Op::N,
-                self.weight(l),
-                Op::N,
-                0.0,
-                out.view_mut(),
-            );
-            let bias = &self.params[self.bias_info(l).range()];
+            let mut bias = &self.params[self.bias_info(l).range()];
+            match input {
+                Input::Sparse(x) if l == 0 => {
+                    let w = &self.params[self.weight_info(0).range()];
+                    let out = out.as_slice_mut().expect("row-major buffer");
+                    sparse::forward(x.csr, x.rows, x.table, w, layer.outputs, out);
+                    if x.add != 0.0 {
+                        let folded = &mut acts.first_bias;
+                        elementwise::column_sums(w, layer.outputs, folded, x.add, 0.0);
+                        folded.iter_mut().zip(bias).for_each(|(f, b)| *f += b);
+                        bias = folded;
+                    }
+                }
+                _ => {
+                    let x = done[l].slice(s![..n, ..]);
+                    let w = self.weight(l);
+                    gemm(1.0, x, Op::N, w, Op::N, 0.0, out.view_mut());
+                }
+            }
             let out = out.into_slice().expect("row-major buffer");
             match acts.pre[l].as_mut() {
                 Some(pre) => {
@@ -83,14 +116,16 @@ impl Network {
         score
     }
 
-    /// The gradient products of the batch last passed backward.
+    /// The gradient products of the batch last passed backward (with the same `input`).
     pub fn gradients<'a>(
         &'a self,
         acts: &'a Activations,
         deltas: &'a Deltas,
         n: usize,
+        input: Input<'a>,
+        scratch: Option<&'a mut SparseScratch>,
     ) -> Gradients<'a> {
-        Gradients::new(&self.tensors, acts, deltas, n)
+        Gradients::new(&self.tensors, acts, deltas, n, input, scratch)
     }
 }
 
@@ -102,28 +137,39 @@ pub struct Gradients<'a> {
     acts: &'a Activations,
     deltas: &'a Deltas,
     n: usize,
+    input: Input<'a>,
+    scratch: Option<&'a mut SparseScratch>,
 }
 
 impl<'a> Gradients<'a> {
-    /// Over the first `n` rows of buffers that went through forward and backward.
+    /// Over the first `n` rows of buffers that went through forward and backward on
+    /// `input`; a sparse input needs `scratch`.
     pub fn new(
         tensors: &'a [TensorInfo],
         acts: &'a Activations,
         deltas: &'a Deltas,
         n: usize,
+        input: Input<'a>,
+        scratch: Option<&'a mut SparseScratch>,
     ) -> Self {
+        assert!(
+            matches!(input, Input::Dense) || scratch.is_some(),
+            "a sparse input's gradient needs its scratch"
+        );
         Gradients {
             tensors,
             acts,
             deltas,
             n,
+            input,
+            scratch,
         }
     }
 
     /// For every tensor `t`, `target[t] = beta * target[t] + alpha * g_t` with
     /// `(alpha, beta) = coefficients(t)`; `target` is laid out like the parameters.
     pub fn accumulate_into(
-        &self,
+        &mut self,
         target: &mut [f32],
         coefficients: impl Fn(&TensorInfo) -> (f32, f32),
     ) {
@@ -131,30 +177,44 @@ impl<'a> Gradients<'a> {
         for t in self.tensors {
             let (alpha, beta) = coefficients(t);
             let delta = self.deltas.bufs[t.layer].slice(s![..n, ..]);
-            match t.kind {
-                TensorKind::Weight => {
-                    let out = ArrayViewMut2::from_shape((t.rows, t.cols), &mut target[t.range()])
-                        .expect("layout");
+            let out = &mut target[t.range()];
+            match (t.kind, self.input) {
+                (TensorKind::Weight, Input::Sparse(x)) if t.layer == 0 => {
+                    let scratch = self.scratch.as_deref_mut().expect("checked in new");
+                    let delta = delta.as_slice().expect("row-major buffer");
+                    let offset = (x.add != 0.0).then(|| {
+                        let o = &mut scratch.offset;
+                        elementwise::column_sums(delta, t.cols, o, x.add, 0.0);
+                        &o[..]
+                    });
+                    let (csr, rows, table, trans) =
+                        (x.csr, x.rows, x.table, &mut scratch.transpose);
+                    sparse::weight_gradient(
+                        csr, rows, table, delta, t.cols, offset, alpha, beta, out, trans,
+                    );
+                }
+                (TensorKind::Weight, _) => {
+                    let out = ArrayViewMut2::from_shape((t.rows, t.cols), out).expect("layout");
                     let input = self.acts.bufs[t.layer].slice(s![..n, ..]);
                     gemm(alpha, input, Op::T, delta, Op::N, beta, out);
                 }
-                TensorKind::Bias => {
+                (TensorKind::Bias, _) => {
                     let rows = delta.as_slice().expect("row-major buffer");
-                    elementwise::column_sums(rows, t.cols, &mut target[t.range()], alpha, beta);
+                    elementwise::column_sums(rows, t.cols, out, alpha, beta);
                 }
             }
         }
     }
 
     /// The plain gradient into `grads`.
-    pub fn write_to(&self, grads: &mut [f32]) {
+    pub fn write_to(&mut self, grads: &mut [f32]) {
         self.accumulate_into(grads, |_| (1.0, 0.0));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Activation, Activations, Architecture, LayerSpec, Loss, Network};
+    use crate::model::{Activation, Activations, Architecture, Input, LayerSpec, Loss, Network};
 
     fn arch() -> Architecture {
         Architecture {
@@ -210,7 +270,7 @@ mod tests {
         net.params[24..26].copy_from_slice(&[0.5, 0.0]);
         let mut acts = Activations::new(&net.arch, 4);
         acts.input_mut(1).copy_from_slice(&[3.0, 2.0, 0.5]);
-        net.forward(&mut acts, 1);
+        net.forward(&mut acts, 1, Input::Dense);
         // hidden = relu([3, 2, 0.5, 0.5] - 1) = [2, 1, 0, 0]; out = [2+1+0.5, 0+0]
         assert_eq!(
             acts.layer_output(0, 1).row(0).to_vec(),

@@ -149,7 +149,7 @@ impl Optimizer {
     pub fn update(
         &mut self,
         params: &mut [f32],
-        grads: &Gradients,
+        grads: &mut Gradients,
         lr: f32,
         buffer: Option<&mut [f32]>,
     ) {

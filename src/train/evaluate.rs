@@ -1,7 +1,8 @@
 //! Evaluation passes: the forward pass alone, over a dataset in large chunks through
 //! buffers of its own, scored with the loss.
 
-use crate::data::{gather, Dataset, InputTransform, TargetBuffer};
+use crate::data::batch::load;
+use crate::data::{Dataset, InputTransform, TargetBuffer};
 use crate::model::{Activations, Network, Score};
 
 /// Which samples of a dataset to evaluate.
@@ -28,6 +29,7 @@ pub struct Evaluator {
     acts: Activations,
     targets: TargetBuffer,
     chunk_indices: Vec<usize>,
+    table: [f32; 256],
 }
 
 impl Evaluator {
@@ -37,6 +39,7 @@ impl Evaluator {
             acts: Activations::new(&net.arch, chunk),
             targets: TargetBuffer::for_dataset(data, chunk),
             chunk_indices: Vec::with_capacity(chunk),
+            table: [0.0; 256],
         }
     }
 
@@ -62,14 +65,10 @@ impl Evaluator {
                 Subset::Only(ix) => self.chunk_indices.extend_from_slice(&ix[start..end]),
             }
             let n = end - start;
-            gather(
-                data,
-                transform,
-                &self.chunk_indices,
-                self.acts.input_mut(n),
-                &mut self.targets,
-            );
-            net.forward(&mut self.acts, n);
+            let x = self.acts.input_mut(n);
+            let (rows, table) = (&self.chunk_indices, &mut self.table);
+            let input = load(data, transform, rows, table, x, &mut self.targets);
+            net.forward(&mut self.acts, n, input);
             let out = self.acts.output(n);
             score.add(net.arch.loss.score(
                 out,

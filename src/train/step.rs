@@ -2,8 +2,9 @@
 //! update. Every buffer it touches is allocated once, in [`StepBuffers::new`]; the step
 //! itself allocates nothing.
 
-use crate::data::{gather, Dataset, InputTransform, TargetBuffer};
-use crate::model::{Activations, Deltas, Gradients, Network, Score};
+use crate::data::batch::load;
+use crate::data::{Dataset, InputTransform, TargetBuffer};
+use crate::model::{Activations, Deltas, Gradients, Network, Score, SparseScratch};
 use crate::optim::Optimizer;
 
 /// The samples of one minibatch and where they come from.
@@ -14,14 +15,17 @@ pub struct Batch<'a> {
     pub indices: &'a [usize],
 }
 
-/// Buffers for one minibatch: inputs and activations, deltas, targets, and the gradient
-/// buffer (allocated only when some step needs one, see [`StepBuffers::new`]).
+/// Buffers for one minibatch: inputs and activations, deltas, targets, the gradient buffer
+/// (allocated only when some step needs one, see [`StepBuffers::new`]), and what a sparse
+/// first layer needs.
 pub struct StepBuffers {
     pub acts: Activations,
     pub deltas: Deltas,
     pub targets: TargetBuffer,
     /// The plain gradient of the last step that wrote it (empty when no step will).
     pub grads: Vec<f32>,
+    table: [f32; 256],
+    sparse: Option<SparseScratch>,
 }
 
 impl StepBuffers {
@@ -37,13 +41,17 @@ impl StepBuffers {
             } else {
                 Vec::new()
             },
+            table: [0.0; 256],
+            sparse: data
+                .sparse
+                .as_ref()
+                .map(|csr| SparseScratch::new(csr, &net.arch, capacity)),
         }
     }
 
     /// One training step with learning rate `lr`: gather, forward, backward, update. With
     /// `keep_gradient`, the plain gradient is left in `self.grads` (for a probe). A
-    /// non-finite loss leaves the weights untouched and the batch's activations and deltas in
-    /// place, for the caller to report.
+    /// non-finite loss leaves the weights untouched, for the caller to report.
     pub fn step(
         &mut self,
         net: &mut Network,
@@ -52,38 +60,66 @@ impl StepBuffers {
         lr: f32,
         keep_gradient: bool,
     ) -> Score {
-        let score = self.forward_backward(net, batch);
+        let StepBuffers {
+            acts,
+            deltas,
+            targets,
+            grads,
+            table,
+            sparse,
+        } = self;
+        let n = batch.indices.len();
+        let x = acts.input_mut(n);
+        let input = load(
+            batch.data,
+            batch.transform,
+            batch.indices,
+            table,
+            x,
+            targets,
+        );
+        net.forward(acts, n, input);
+        let score = net.backward(acts, deltas, targets.view(n), n);
         if score.loss_sum.is_finite() {
             let Network {
                 tensors, params, ..
             } = net;
-            let grads = Gradients::new(tensors, &self.acts, &self.deltas, batch.indices.len());
+            let mut products = Gradients::new(tensors, acts, deltas, n, input, sparse.as_mut());
             let buffered = keep_gradient || !optimizer.hyper.kind.fuses();
-            optimizer.update(params, &grads, lr, buffered.then_some(&mut self.grads[..]));
+            optimizer.update(
+                params,
+                &mut products,
+                lr,
+                buffered.then_some(&mut grads[..]),
+            );
         }
         score
     }
 
     /// The gradient of the batch-mean loss over `batch` into `out`, without an update.
     pub fn gradient(&mut self, net: &Network, batch: Batch, out: &mut [f32]) -> Score {
-        let score = self.forward_backward(net, batch);
-        net.gradients(&self.acts, &self.deltas, batch.indices.len())
-            .write_to(out);
-        score
-    }
-
-    /// Gathers `batch`, runs the forward pass and fills every layer's delta.
-    fn forward_backward(&mut self, net: &Network, batch: Batch) -> Score {
+        let StepBuffers {
+            acts,
+            deltas,
+            targets,
+            table,
+            sparse,
+            ..
+        } = self;
         let n = batch.indices.len();
-        let x = self.acts.input_mut(n);
-        gather(
+        let x = acts.input_mut(n);
+        let input = load(
             batch.data,
             batch.transform,
             batch.indices,
+            table,
             x,
-            &mut self.targets,
+            targets,
         );
-        net.forward(&mut self.acts, n);
-        net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n)
+        net.forward(acts, n, input);
+        let score = net.backward(acts, deltas, targets.view(n), n);
+        net.gradients(acts, deltas, n, input, sparse.as_mut())
+            .write_to(out);
+        score
     }
 }

@@ -176,15 +176,10 @@ impl Trainer {
                 probe.is_some(),
             );
             if !score.loss_sum.is_finite() {
-                // The step left the weights and this batch's deltas as they were: the
-                // gradient named is this batch's. (Allocated once; the run is ending.)
+                // The step left the weights as they were: the gradient named is this
+                // batch's, recomputed. (Allocated once; the run is ending.)
                 let mut grads = vec![0.0; state.net.params.len()];
-                let n = indices.len();
-                let s = &work.step;
-                state
-                    .net
-                    .gradients(&s.acts, &s.deltas, n)
-                    .write_to(&mut grads);
+                work.step.gradient(&state.net, batch, &mut grads);
                 return Err(StopReason::Diverged {
                     epoch: epoch + 1,
                     batch: b + 1,

@@ -1,0 +1,415 @@
+//! Sparse×dense products for byte datasets kept as compressed rows (CSR).
+//!
+//! MNIST-like inputs are ~80% zero, so the first layer's forward product `X·W` and its weight
+//! gradient `Xᵀ·δ` skip the zeros: one output row (a sample's, or a pixel's) is held in SIMD
+//! registers, block of columns by block, while the dense rows named by its nonzeros are
+//! multiplied in. Kernels exist for AVX-512F, AVX2+FMA and portable Rust, picked at run time.
+//!
+//! Determinism: every output row is computed by exactly one task, in a fixed order of terms,
+//! so results are bit-identical for any number of rayon threads (but differ between ISAs).
+
+mod kernels;
+#[cfg(test)]
+mod tests;
+
+use kernels::{Args, Lists};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Multiply-adds below which a product runs on the calling thread: rayon costs more.
+const INLINE_WORK: usize = 32 * 1024;
+/// Tasks per rayon thread, so that work stealing evens out rows of unequal length.
+const TASKS_PER_THREAD: usize = 4;
+/// Widest row `CsrBytes` can hold: columns are stored as `u16`.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// Compressed rows of a byte dataset (zeros dropped), built once at load.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CsrBytes {
+    width: usize,
+    /// Row `i` holds entries `row_ptr[i]..row_ptr[i + 1]`.
+    row_ptr: Vec<usize>,
+    cols: Vec<u16>,
+    vals: Vec<u8>,
+    max_row_nnz: usize,
+}
+
+impl CsrBytes {
+    /// Compresses dense rows of `width` bytes each. Fails on a row of another length, or when
+    /// `width` exceeds [`MAX_WIDTH`] (columns are `u16`).
+    pub fn from_rows<'a, R>(width: usize, rows: R) -> Result<Self, String>
+    where
+        R: IntoIterator<Item = &'a [u8]>,
+    {
+        if width > MAX_WIDTH {
+            return Err(format!(
+                "sparse rows hold at most {MAX_WIDTH} columns, got width {width}"
+            ));
+        }
+        let mut csr = CsrBytes {
+            width,
+            row_ptr: vec![0],
+            ..CsrBytes::default()
+        };
+        for (i, row) in rows.into_iter().enumerate() {
+            if row.len() != width {
+                return Err(format!("row {i} has {} bytes, expected {width}", row.len()));
+            }
+            let before = csr.cols.len();
+            for (c, &v) in row.iter().enumerate() {
+                if v != 0 {
+                    // c < width <= 2^16, so it fits.
+                    csr.cols.push(c as u16);
+                    csr.vals.push(v);
+                }
+            }
+            csr.max_row_nnz = csr.max_row_nnz.max(csr.cols.len() - before);
+            csr.row_ptr.push(csr.cols.len());
+        }
+        csr.row_ptr.shrink_to_fit();
+        csr.cols.shrink_to_fit();
+        csr.vals.shrink_to_fit();
+        Ok(csr)
+    }
+
+    /// Compresses `data`, a whole dataset of `data.len() / width` rows laid end to end.
+    pub fn from_dense(width: usize, data: &[u8]) -> Result<Self, String> {
+        if width == 0 {
+            return if data.is_empty() {
+                Self::from_rows(0, std::iter::empty())
+            } else {
+                Err("width 0 with non-empty data".into())
+            };
+        }
+        if !data.len().is_multiple_of(width) {
+            return Err(format!("{} bytes are not rows of {width}", data.len()));
+        }
+        Self::from_rows(width, data.chunks_exact(width))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.row_ptr.len() - 1
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Stored (nonzero) entries.
+    pub fn nnz(&self) -> usize {
+        self.cols.len()
+    }
+
+    /// Most nonzeros in one row: sizes a [`Transpose`].
+    pub fn max_row_nnz(&self) -> usize {
+        self.max_row_nnz
+    }
+
+    /// Fraction of nonzero bytes (0 for an empty dataset).
+    pub fn density(&self) -> f64 {
+        let cells = self.rows() * self.width;
+        if cells == 0 {
+            0.0
+        } else {
+            self.nnz() as f64 / cells as f64
+        }
+    }
+
+    /// Row `i`'s nonzeros: ascending columns and their bytes.
+    pub fn row(&self, i: usize) -> (&[u16], &[u8]) {
+        let (a, b) = (self.row_ptr[i], self.row_ptr[i + 1]);
+        (&self.cols[a..b], &self.vals[a..b])
+    }
+
+    fn row_nnz(&self, i: usize) -> usize {
+        self.row_ptr[i + 1] - self.row_ptr[i]
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.row_ptr.capacity() * std::mem::size_of::<usize>()
+            + self.cols.capacity() * std::mem::size_of::<u16>()
+            + self.vals.capacity()
+    }
+}
+
+/// A batch's nonzeros regrouped by column: for each pixel, the (sample-in-batch, byte) pairs.
+/// Allocated once for a largest batch; [`weight_gradient`] refills it without allocating.
+#[derive(Clone, Debug)]
+pub struct Transpose {
+    width: usize,
+    max_batch: usize,
+    /// Pixel `p` lists entries `start[p]..start[p + 1]`.
+    start: Vec<usize>,
+    rows: Vec<u32>,
+    vals: Vec<u8>,
+}
+
+impl Transpose {
+    /// Room for any batch of up to `max_batch` samples of `width` pixels with at most
+    /// `max_row_nnz` nonzeros each.
+    pub fn new(width: usize, max_batch: usize, max_row_nnz: usize) -> Self {
+        assert!(
+            u32::try_from(max_batch).is_ok(),
+            "Transpose: batch of {max_batch} exceeds u32"
+        );
+        let capacity = max_batch
+            .checked_mul(max_row_nnz.min(width))
+            .expect("Transpose: capacity overflows usize");
+        Transpose {
+            width,
+            max_batch,
+            start: vec![0; width + 1],
+            rows: vec![0; capacity],
+            vals: vec![0; capacity],
+        }
+    }
+
+    /// Sized for batches of up to `max_batch` rows of `csr`.
+    pub fn for_csr(csr: &CsrBytes, max_batch: usize) -> Self {
+        Self::new(csr.width(), max_batch, csr.max_row_nnz())
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.start.capacity() * std::mem::size_of::<usize>()
+            + self.rows.capacity() * std::mem::size_of::<u32>()
+            + self.vals.capacity()
+    }
+
+    /// Counting sort of the batch's entries by column; within a pixel, samples ascend.
+    /// Returns the number of entries.
+    fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> usize {
+        assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
+        assert!(
+            samples.len() <= self.max_batch,
+            "Transpose: batch of {} exceeds its max_batch {}",
+            samples.len(),
+            self.max_batch
+        );
+        let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
+        assert!(
+            nnz <= self.rows.len(),
+            "Transpose: batch has {nnz} nonzeros, room for {} (max_row_nnz too small)",
+            self.rows.len()
+        );
+        let start = &mut self.start;
+        start.fill(0);
+        for &s in samples {
+            for &c in csr.row(s).0 {
+                start[c as usize + 1] += 1;
+            }
+        }
+        for p in 0..self.width {
+            start[p + 1] += start[p];
+        }
+        // start[p] is now where pixel p's list begins; use it as that list's write cursor.
+        for (r, &s) in samples.iter().enumerate() {
+            let (cols, vals) = csr.row(s);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let slot = &mut start[c as usize];
+                self.rows[*slot] = r as u32;
+                self.vals[*slot] = v;
+                *slot += 1;
+            }
+        }
+        // Each cursor stopped at the next list's beginning: shift them back by one pixel.
+        start.copy_within(0..self.width, 1);
+        start[0] = 0;
+        nnz
+    }
+}
+
+impl Lists for Transpose {
+    type Idx = u32;
+    fn list(&self, p: usize) -> (&[u32], &[u8]) {
+        let (a, b) = (self.start[p], self.start[p + 1]);
+        (&self.rows[a..b], &self.vals[a..b])
+    }
+}
+
+/// A batch of CSR rows, as the forward product's sparse operand.
+struct Batch<'a> {
+    csr: &'a CsrBytes,
+    samples: &'a [usize],
+}
+
+impl Lists for Batch<'_> {
+    type Idx = u16;
+    fn list(&self, i: usize) -> (&[u16], &[u8]) {
+        self.csr.row(self.samples[i])
+    }
+}
+
+/// Instruction set a kernel runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    /// The fastest instruction set this CPU has (detected once).
+    pub fn detected() -> Isa {
+        Isa::available()[0]
+    }
+
+    /// Every instruction set this CPU can run, fastest first; always ends with `Portable`.
+    pub fn available() -> &'static [Isa] {
+        static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
+        AVAILABLE.get_or_init(|| {
+            let mut isas = Vec::with_capacity(3);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f") {
+                    isas.push(Isa::Avx512);
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    isas.push(Isa::Avx2);
+                }
+            }
+            isas.push(Isa::Portable);
+            isas
+        })
+    }
+
+    pub fn is_available(self) -> bool {
+        Isa::available().contains(&self)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+}
+
+/// `out[r, :] = Σ_{(c, v) in row(samples[r])} table[v] * w[c, :]` for `r` in `0..samples.len()`.
+///
+/// `w` is `width × n` row-major; `out` holds at least `samples.len() × n` floats, of which
+/// those rows are overwritten. Samples may repeat and come in any order.
+pub fn forward(
+    csr: &CsrBytes,
+    samples: &[usize],
+    table: &[f32; 256],
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    forward_with(Isa::detected(), csr, samples, table, w, n, out);
+}
+
+/// [`forward`] on a chosen instruction set (panics if this CPU lacks it).
+pub fn forward_with(
+    isa: Isa,
+    csr: &CsrBytes,
+    samples: &[usize],
+    table: &[f32; 256],
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(w.len(), csr.width() * n, "forward: w is not width x n");
+    let rows = samples.len();
+    assert!(
+        out.len() >= rows * n,
+        "forward: out holds fewer than batch x n"
+    );
+    let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
+    let args = Args {
+        table,
+        dense: w,
+        n,
+        offset: None,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    split(
+        isa,
+        &Batch { csr, samples },
+        &args,
+        &mut out[..rows * n],
+        nnz * n,
+    );
+}
+
+/// For every pixel `p` in `0..width`:
+/// `dw[p, :] = beta * dw[p, :] + alpha * (Σ_{r : p in row(samples[r])} table[v_rp] * delta[r, :] + offset)`.
+///
+/// `delta` holds at least `samples.len() × n` floats, `dw` is `width × n`, `offset` (if any)
+/// has `n` (it carries a mean subtraction's rank-one term). `beta == 0` overwrites `dw`, so
+/// NaN there does not propagate. `scratch` must be sized for this batch.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_gradient(
+    csr: &CsrBytes,
+    samples: &[usize],
+    table: &[f32; 256],
+    delta: &[f32],
+    n: usize,
+    offset: Option<&[f32]>,
+    alpha: f32,
+    beta: f32,
+    dw: &mut [f32],
+    scratch: &mut Transpose,
+) {
+    let isa = Isa::detected();
+    weight_gradient_with(
+        isa, csr, samples, table, delta, n, offset, alpha, beta, dw, scratch,
+    );
+}
+
+/// [`weight_gradient`] on a chosen instruction set (panics if this CPU lacks it).
+#[allow(clippy::too_many_arguments)]
+pub fn weight_gradient_with(
+    isa: Isa,
+    csr: &CsrBytes,
+    samples: &[usize],
+    table: &[f32; 256],
+    delta: &[f32],
+    n: usize,
+    offset: Option<&[f32]>,
+    alpha: f32,
+    beta: f32,
+    dw: &mut [f32],
+    scratch: &mut Transpose,
+) {
+    let width = csr.width();
+    assert_eq!(dw.len(), width * n, "weight_gradient: dw is not width x n");
+    let batch = samples.len();
+    assert!(
+        delta.len() >= batch * n,
+        "weight_gradient: delta holds fewer than batch x n"
+    );
+    if let Some(o) = offset {
+        assert_eq!(o.len(), n, "weight_gradient: offset is not n long");
+    }
+    let nnz = scratch.fill(csr, samples);
+    let args = Args {
+        table,
+        dense: &delta[..batch * n],
+        n,
+        offset,
+        alpha,
+        beta,
+    };
+    split(isa, &*scratch, &args, dw, (nnz + width) * n);
+}
+
+/// Runs `out` (whole rows of `n`) on the calling thread when small, else in rayon tasks of
+/// consecutive rows. Row results do not depend on the split.
+fn split<L: Lists>(isa: Isa, lists: &L, args: &Args, out: &mut [f32], work: usize) {
+    let n = args.n;
+    let threads = rayon::current_num_threads();
+    if n == 0 || out.is_empty() {
+        return;
+    }
+    if threads <= 1 || work < INLINE_WORK {
+        kernels::run(isa, lists, 0, args, out);
+        return;
+    }
+    let per_task = (out.len() / n).div_ceil(threads * TASKS_PER_THREAD);
+    out.par_chunks_mut(per_task * n)
+        .enumerate()
+        .for_each(|(t, rows)| kernels::run(isa, lists, t * per_task, args, rows));
+}

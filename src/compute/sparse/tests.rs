@@ -1,0 +1,427 @@
+//! Every kernel against a naive f64 triple loop, on every ISA this CPU runs.
+
+use super::*;
+
+/// SplitMix64: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn float(&mut self) -> f32 {
+        (self.unit() * 2.0 - 1.0) as f32
+    }
+    fn floats(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.float()).collect()
+    }
+}
+
+/// `rows × width` bytes, each nonzero (1..=255) with probability `density`; every 5th row empty.
+fn dataset(rng: &mut Rng, rows: usize, width: usize, density: f64) -> Vec<u8> {
+    let mut data = vec![0u8; rows * width];
+    for (i, row) in data.chunks_exact_mut(width.max(1)).enumerate() {
+        if i % 5 == 3 {
+            continue;
+        }
+        for b in row.iter_mut() {
+            if rng.unit() < density {
+                *b = 1 + rng.below(255) as u8;
+            }
+        }
+    }
+    data
+}
+
+/// A normalising table with a nonzero `table[0]`, which must never be used.
+fn table() -> [f32; 256] {
+    let mut t = [0.0; 256];
+    for (v, x) in t.iter_mut().enumerate() {
+        *x = (v as f32 / 255.0 - 0.13) / 0.31;
+    }
+    t
+}
+
+/// Samples with repeats, out of order.
+fn samples(rng: &mut Rng, rows: usize, batch: usize) -> Vec<usize> {
+    (0..batch).map(|_| rng.below(rows)).collect()
+}
+
+/// Asserts `got ≈ want` relative to `scale` (the sum of absolute terms).
+fn assert_close(got: &[f32], want: &[f64], scale: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (k, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let tol = 1e-5 * s + 1e-6;
+        assert!(
+            (g as f64 - w).abs() <= tol,
+            "{what}: element {k}: got {g}, want {w}"
+        );
+    }
+}
+
+fn naive_forward(
+    data: &[u8],
+    width: usize,
+    samples: &[usize],
+    t: &[f32; 256],
+    w: &[f32],
+    n: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut want = vec![0.0; samples.len() * n];
+    let mut scale = vec![0.0; samples.len() * n];
+    for (r, &s) in samples.iter().enumerate() {
+        for c in 0..width {
+            let v = data[s * width + c];
+            if v == 0 {
+                continue;
+            }
+            for j in 0..n {
+                let term = t[v as usize] as f64 * w[c * n + j] as f64;
+                want[r * n + j] += term;
+                scale[r * n + j] += term.abs();
+            }
+        }
+    }
+    (want, scale)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn naive_gradient(
+    data: &[u8],
+    width: usize,
+    samples: &[usize],
+    t: &[f32; 256],
+    delta: &[f32],
+    n: usize,
+    offset: Option<&[f32]>,
+    alpha: f32,
+    beta: f32,
+    dw: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut want = vec![0.0; width * n];
+    let mut scale = vec![0.0; width * n];
+    for p in 0..width {
+        for j in 0..n {
+            let mut sum = offset.map_or(0.0, |o| o[j] as f64);
+            let mut abs = sum.abs();
+            for (r, &s) in samples.iter().enumerate() {
+                let v = data[s * width + p];
+                if v != 0 {
+                    let term = t[v as usize] as f64 * delta[r * n + j] as f64;
+                    sum += term;
+                    abs += term.abs();
+                }
+            }
+            let old = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * dw[p * n + j] as f64
+            };
+            want[p * n + j] = alpha as f64 * sum + old;
+            scale[p * n + j] = (alpha as f64 * abs).abs() + old.abs();
+        }
+    }
+    (want, scale)
+}
+
+const WIDTHS: [usize; 3] = [1, 29, 784];
+const NS: [usize; 9] = [1, 7, 8, 17, 64, 65, 129, 300, 301];
+const DENSITIES: [f64; 5] = [0.0, 0.05, 0.19, 0.5, 1.0];
+
+#[test]
+fn forward_matches_naive_on_every_isa() {
+    let mut rng = Rng(1);
+    let t = table();
+    for &width in &WIDTHS {
+        for &density in &DENSITIES {
+            let rows = 23;
+            let data = dataset(&mut rng, rows, width, density);
+            let csr = CsrBytes::from_dense(width, &data).unwrap();
+            for &n in &NS {
+                let batch = 1 + rng.below(12);
+                let samples = samples(&mut rng, rows, batch);
+                let w = rng.floats(width * n);
+                let (want, scale) = naive_forward(&data, width, &samples, &t, &w, n);
+                for &isa in Isa::available() {
+                    // One spare row of NaN: must be left alone.
+                    let mut out = vec![f32::NAN; (batch + 1) * n];
+                    forward_with(isa, &csr, &samples, &t, &w, n, &mut out);
+                    let what = format!("{isa:?} width {width} density {density} n {n}");
+                    assert_close(&out[..batch * n], &want, &scale, &what);
+                    assert!(
+                        out[batch * n..].iter().all(|x| x.is_nan()),
+                        "{what}: spare row"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_matches_naive_on_every_isa() {
+    let mut rng = Rng(2);
+    let t = table();
+    for &width in &WIDTHS {
+        for &density in &DENSITIES {
+            let rows = 31;
+            let data = dataset(&mut rng, rows, width, density);
+            let csr = CsrBytes::from_dense(width, &data).unwrap();
+            let mut scratch = Transpose::for_csr(&csr, 16);
+            for &n in &NS {
+                for case in 0..4 {
+                    let batch = rng.below(17);
+                    let samples = samples(&mut rng, rows, batch);
+                    let delta = rng.floats(batch * n);
+                    let offset = (case % 2 == 1).then(|| rng.floats(n));
+                    let (alpha, beta) = [(1.0, 0.0), (-0.7, 0.0), (0.5, 0.9), (-1.3, -0.25)][case];
+                    let old = if beta == 0.0 {
+                        vec![f32::NAN; width * n]
+                    } else {
+                        rng.floats(width * n)
+                    };
+                    let off = offset.as_deref();
+                    let (want, scale) = naive_gradient(
+                        &data, width, &samples, &t, &delta, n, off, alpha, beta, &old,
+                    );
+                    for &isa in Isa::available() {
+                        let mut dw = old.clone();
+                        weight_gradient_with(
+                            isa,
+                            &csr,
+                            &samples,
+                            &t,
+                            &delta,
+                            n,
+                            off,
+                            alpha,
+                            beta,
+                            &mut dw,
+                            &mut scratch,
+                        );
+                        let what =
+                            format!("{isa:?} width {width} density {density} n {n} case {case}");
+                        assert_close(&dw, &want, &scale, &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn all_zero_batch_writes_offset_and_zeros() {
+    let t = table();
+    let (width, n) = (10, 19);
+    let csr = CsrBytes::from_dense(width, &vec![0; 4 * width]).unwrap();
+    assert_eq!(csr.nnz(), 0);
+    let mut scratch = Transpose::for_csr(&csr, 4);
+    let offset: Vec<f32> = (0..n).map(|j| j as f32).collect();
+    for &isa in Isa::available() {
+        let mut out = vec![f32::NAN; 3 * n];
+        forward_with(
+            isa,
+            &csr,
+            &[2, 0, 2],
+            &t,
+            &vec![1.0; width * n],
+            n,
+            &mut out,
+        );
+        assert!(out.iter().all(|&x| x == 0.0), "{isa:?}");
+        let mut dw = vec![f32::INFINITY; width * n];
+        let delta = vec![f32::NAN; 3 * n]; // never read: no nonzeros
+        weight_gradient_with(
+            isa,
+            &csr,
+            &[1, 1, 3],
+            &t,
+            &delta,
+            n,
+            Some(&offset),
+            2.0,
+            0.0,
+            &mut dw,
+            &mut scratch,
+        );
+        for row in dw.chunks_exact(n) {
+            assert!(
+                row.iter().zip(&offset).all(|(&g, &o)| g == 2.0 * o),
+                "{isa:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn empty_batch_only_scales() {
+    let t = table();
+    let csr = CsrBytes::from_dense(3, &[0, 5, 7, 1, 0, 0]).unwrap();
+    let mut scratch = Transpose::for_csr(&csr, 2);
+    for &isa in Isa::available() {
+        let mut out: Vec<f32> = vec![];
+        forward_with(isa, &csr, &[], &t, &[1.0; 6], 2, &mut out);
+        let mut dw = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        weight_gradient_with(
+            isa,
+            &csr,
+            &[],
+            &t,
+            &[],
+            2,
+            None,
+            1.0,
+            0.5,
+            &mut dw,
+            &mut scratch,
+        );
+        assert_eq!(dw, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], "{isa:?}");
+    }
+}
+
+/// Large enough to be split into rayon tasks; compares bits across pools of 1, 2 and 3 threads.
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let mut rng = Rng(3);
+    let t = table();
+    let (rows, width, n, batch) = (300, 784, 301, 257);
+    let data = dataset(&mut rng, rows, width, 0.19);
+    let csr = CsrBytes::from_dense(width, &data).unwrap();
+    let samples = samples(&mut rng, rows, batch);
+    let w = rng.floats(width * n);
+    let delta = rng.floats(batch * n);
+    let offset = rng.floats(n);
+    let old = rng.floats(width * n);
+    for &isa in Isa::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut out = vec![0.0; batch * n];
+                forward_with(isa, &csr, &samples, &t, &w, n, &mut out);
+                let mut dw = old.clone();
+                let mut scratch = Transpose::for_csr(&csr, batch);
+                weight_gradient_with(
+                    isa,
+                    &csr,
+                    &samples,
+                    &t,
+                    &delta,
+                    n,
+                    Some(&offset),
+                    -0.01,
+                    0.9,
+                    &mut dw,
+                    &mut scratch,
+                );
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (bits(&out), bits(&dw))
+            })
+        };
+        let one = run(1);
+        let f32s = |v: &[u32]| v.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>();
+        let (want, scale) = naive_forward(&data, width, &samples, &t, &w, n);
+        assert_close(&f32s(&one.0), &want, &scale, "large forward");
+        let (want, scale) = naive_gradient(
+            &data,
+            width,
+            &samples,
+            &t,
+            &delta,
+            n,
+            Some(&offset),
+            -0.01,
+            0.9,
+            &old,
+        );
+        assert_close(&f32s(&one.1), &want, &scale, "large gradient");
+        assert_eq!(one, run(2), "{isa:?}: 1 vs 2 threads");
+        assert_eq!(one, run(3), "{isa:?}: 1 vs 3 threads");
+    }
+}
+
+#[test]
+fn csr_round_trips_rows() {
+    let mut rng = Rng(4);
+    let (rows, width) = (40, 77);
+    let data = dataset(&mut rng, rows, width, 0.3);
+    let csr = CsrBytes::from_rows(width, data.chunks_exact(width)).unwrap();
+    assert_eq!((csr.rows(), csr.width()), (rows, width));
+    let nonzero = data.iter().filter(|&&b| b != 0).count();
+    assert_eq!(csr.nnz(), nonzero);
+    assert!((csr.density() - nonzero as f64 / data.len() as f64).abs() < 1e-12);
+    assert!(csr.heap_bytes() >= 3 * nonzero);
+    let mut widest = 0;
+    for (i, dense) in data.chunks_exact(width).enumerate() {
+        let (cols, vals) = csr.row(i);
+        assert!(
+            cols.windows(2).all(|p| p[0] < p[1]),
+            "row {i}: columns ascend"
+        );
+        let mut back = vec![0u8; width];
+        for (&c, &v) in cols.iter().zip(vals) {
+            assert_ne!(v, 0);
+            back[c as usize] = v;
+        }
+        assert_eq!(back, dense, "row {i}");
+        widest = widest.max(cols.len());
+    }
+    assert_eq!(csr.max_row_nnz(), widest);
+}
+
+#[test]
+fn widths_past_u16_columns_are_refused() {
+    assert!(CsrBytes::from_rows(MAX_WIDTH + 1, std::iter::empty()).is_err());
+    let mut row = vec![0u8; MAX_WIDTH];
+    row[MAX_WIDTH - 1] = 9;
+    let csr = CsrBytes::from_rows(MAX_WIDTH, [row.as_slice()]).unwrap();
+    assert_eq!(csr.row(0), (&[(MAX_WIDTH - 1) as u16][..], &[9u8][..]));
+}
+
+#[test]
+fn bad_input_is_refused() {
+    assert!(CsrBytes::from_rows(4, [&[1u8, 2, 3][..]]).is_err());
+    assert!(CsrBytes::from_dense(4, &[1, 2, 3, 4, 5]).is_err());
+    let csr = CsrBytes::from_dense(0, &[]).unwrap();
+    assert_eq!((csr.rows(), csr.nnz(), csr.density()), (0, 0, 0.0));
+}
+
+#[test]
+#[should_panic(expected = "room for")]
+fn undersized_transpose_panics_instead_of_growing() {
+    let csr = CsrBytes::from_dense(4, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+    let mut scratch = Transpose::new(4, 2, 3);
+    let mut dw = vec![0.0; 4];
+    weight_gradient(
+        &csr,
+        &[0, 1],
+        &table(),
+        &[1.0, 1.0],
+        1,
+        None,
+        1.0,
+        0.0,
+        &mut dw,
+        &mut scratch,
+    );
+}
+
+#[test]
+fn detected_isa_comes_first_and_portable_last() {
+    let isas = Isa::available();
+    assert_eq!(isas[0], Isa::detected());
+    assert_eq!(*isas.last().unwrap(), Isa::Portable);
+    assert!(Isa::Portable.is_available());
+}
