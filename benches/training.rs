@@ -6,7 +6,7 @@ use backprop::config::{self, Loaded};
 use backprop::data::idx::cache::CachePolicy;
 use backprop::data::{gather, load_idx_sets, standard_paths, Batcher, Dataset, InputTransform};
 use backprop::eval::bench::step_products;
-use backprop::model::Network;
+use backprop::model::{Input, Network};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
 use backprop::train::{Batch, StepBuffers};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -55,25 +55,36 @@ fn transform() -> InputTransform {
 
 /// One epoch's training loop, as `Trainer::fit` runs it: shuffle, then every minibatch.
 fn epochs(c: &mut Criterion) {
-    let (train, _) = mnist();
+    let (dense, _) = mnist();
+    let (mut sparse, _) = mnist();
+    sparse.compress().expect("MNIST compresses");
     let t = transform();
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(train.len() as u64));
-    for (hidden, batch) in [("300, 300", 128), ("300, 300", 600), ("96", 200)] {
-        let (mut net, mut opt) = mnist_model(&train, hidden);
-        let mut work = StepBuffers::new(&net, &train, batch, !opt.hyper.kind.fuses());
+    group.throughput(Throughput::Elements(dense.len() as u64));
+    let cases = [
+        ("300, 300", 32, &dense, "dense"),
+        ("300, 300", 32, &sparse, "sparse"),
+        ("300, 300", 128, &dense, "dense"),
+        ("300, 300", 128, &sparse, "sparse"),
+        ("300, 300", 600, &dense, "dense"),
+        ("300, 300", 600, &sparse, "sparse"),
+        ("96", 200, &sparse, "sparse"),
+    ];
+    for (hidden, batch, train, path) in cases {
+        let (mut net, mut opt) = mnist_model(train, hidden);
+        let mut work = StepBuffers::new(&net, train, batch, !opt.hyper.kind.fuses());
         let mut batcher = Batcher::new((0..train.len()).collect(), batch, false);
         let mut epoch = 0;
-        let name = format!("784-{}-10 batch {batch}", hidden.replace(", ", "-"));
+        let name = format!("784-{}-10 batch {batch} {path}", hidden.replace(", ", "-"));
         group.bench_function(name, |b| {
             b.iter(|| {
                 batcher.shuffle(1, epoch);
                 epoch += 1;
                 for indices in batcher.batches() {
                     let batch = Batch {
-                        data: &train,
+                        data: train,
                         transform: &t,
                         indices,
                     };
@@ -106,7 +117,9 @@ fn phases(c: &mut Criterion) {
             )
         })
     });
-    group.bench_function("forward", |b| b.iter(|| net.forward(&mut work.acts, batch)));
+    group.bench_function("forward", |b| {
+        b.iter(|| net.forward(&mut work.acts, batch, Input::Dense))
+    });
     group.bench_function("backward", |b| {
         b.iter(|| {
             net.backward(
@@ -115,7 +128,7 @@ fn phases(c: &mut Criterion) {
                 work.targets.view(batch),
                 batch,
             );
-            net.gradients(&work.acts, &work.deltas, batch)
+            net.gradients(&work.acts, &work.deltas, batch, Input::Dense, None)
                 .write_to(&mut work.grads)
         })
     });
