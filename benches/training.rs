@@ -153,6 +153,8 @@ fn phases(c: &mut Criterion) {
                 &mut work.deltas,
                 &mut work.grads,
                 batch,
+                Input::Dense,
+                None,
             )
         })
     });

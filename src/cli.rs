@@ -35,7 +35,7 @@ pub enum Command {
     Predict(PredictArgs),
     /// Compare every analytic gradient with central finite differences.
     Gradcheck(GradcheckArgs),
-    /// Measure a config: seconds per training epoch and the sgemm floor of the same epoch.
+    /// Measure a config: seconds per training epoch and the products floor of the same epoch.
     Bench(BenchArgs),
 }
 

@@ -1,12 +1,12 @@
 //! `backprop bench --config FILE`: seconds per training epoch against the same epoch's
-//! `sgemm` floor, measured pair by pair.
+//! products floor (`sgemm` and the sparse kernels), measured pair by pair.
 
 use super::experiment::{default_threads, Experiment};
 use super::train::load_for_training;
 use super::{build_profile, thread_pool};
 use crate::cli::BenchArgs;
 use crate::compute::blas;
-use crate::eval::bench::{epoch_batches, sgemm_floor};
+use crate::eval::bench::{epoch_batches, products_floor};
 use crate::train::{EpochRecord, Silent, StopReason};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::AtomicBool;
@@ -64,7 +64,9 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
             _ if trainer.state.epochs_done() < epoch => break,
             _ => {}
         }
-        floors.push(pool.install(|| sgemm_floor(&trainer.state.net, &batches, args.floor_repeats)));
+        floors.push(pool.install(|| {
+            products_floor(&trainer.state.net, &exp.train, &batches, args.floor_repeats)
+        }));
     }
     let history = trainer.state.history.clone();
     let last = history.last().context("no epoch completed")?;
@@ -103,7 +105,7 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
             blas::describe()
         );
         println!(
-            "epoch {:.4} s, sgemm floor {:.4} s (medians of {}), ratio {:.3} (median of the \
+            "epoch {:.4} s, products floor {:.4} s (medians of {}), ratio {:.3} (median of the \
              epoch/floor pairs); {:.2} us/step",
             med,
             floor,

@@ -1,24 +1,41 @@
-//! Measuring a configuration: seconds per training epoch, and the sgemm floor, i.e. the same
-//! epoch's matrix products alone, back to back on the same shapes, so a report can say how
-//! far the whole step is above pure BLAS time.
+//! Measuring a configuration: seconds per training epoch, and its products' floor, i.e. the
+//! same epoch's matrix products alone (`sgemm`, and the sparse kernels where the first layer
+//! reads sparse rows), back to back on the same shapes, so a report can say how far the whole
+//! step is above the products.
 
 use crate::compute::blas::{gemm, Op};
-use crate::model::{Activations, Deltas, Network};
+use crate::compute::sparse;
+use crate::data::Dataset;
+use crate::model::{Activations, Deltas, Input, Network, SparseScratch};
 use ndarray::{s, ArrayViewMut2};
 use std::time::Instant;
 
 /// Every product of one training step on `n` rows: forward `X W`, weight gradients `Xᵀ δ`,
-/// and deltas `δ Wᵀ` (not for the input layer), as the real step issues them.
+/// and deltas `δ Wᵀ` (not for the input layer), as the real step issues them; a sparse
+/// `input` takes the first layer's two products through the sparse kernels.
 pub fn step_products(
     net: &Network,
     acts: &mut Activations,
     deltas: &mut Deltas,
     grads: &mut [f32],
     n: usize,
+    input: Input,
+    scratch: Option<&mut SparseScratch>,
 ) {
     let layers = net.layer_count();
+    let sparse_rows = match input {
+        Input::Sparse(x) => Some(x),
+        Input::Dense => None,
+    };
+    let mut scratch = scratch;
     for l in 0..layers {
         let (done, rest) = acts.bufs.split_at_mut(l + 1);
+        if let (0, Some(x)) = (l, sparse_rows) {
+            let out = rest[0].as_slice_mut().expect("row-major");
+            let w = &net.params[net.weight_info(0).range()];
+            sparse::forward(x.csr, x.rows, x.table, w, w.len() / x.csr.width(), out);
+            continue;
+        }
         gemm(
             1.0,
             done[l].slice(s![..n, ..]),
@@ -33,6 +50,13 @@ pub fn step_products(
         let (below, from_here) = deltas.bufs.split_at_mut(l);
         let delta = from_here[0].slice(s![..n, ..]);
         let w = net.weight_info(l);
+        if let (0, Some(x), Some(sc)) = (l, sparse_rows, scratch.as_deref_mut()) {
+            let delta = delta.as_slice().expect("row-major");
+            let dw = &mut grads[w.range()];
+            let t = &mut sc.transpose;
+            sparse::weight_gradient(x.csr, x.rows, x.table, delta, w.cols, None, 1.0, 0.0, dw, t);
+            continue;
+        }
         let grad_w =
             ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
         gemm(
@@ -67,9 +91,15 @@ pub fn epoch_batches(samples: usize, batch: usize, drop_last: bool) -> Vec<usize
     sizes
 }
 
-/// Seconds the products of one epoch take, best of `repeats`.
-pub fn sgemm_floor(net: &Network, batches: &[usize], repeats: usize) -> f64 {
+/// Seconds the products of one epoch on `data` take, best of `repeats`.
+pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats: usize) -> f64 {
     let cap = batches.iter().copied().max().unwrap_or(1);
+    let rows: Vec<usize> = (0..cap).map(|i| (i * 7919) % data.len()).collect();
+    let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
+    let mut scratch = data
+        .sparse
+        .as_ref()
+        .map(|csr| SparseScratch::new(csr, &net.arch, cap));
     let mut acts = Activations::new(&net.arch, cap);
     let mut deltas = Deltas::new(&net.arch, cap);
     let mut grads = vec![0.0f32; net.params.len()];
@@ -86,7 +116,17 @@ pub fn sgemm_floor(net: &Network, batches: &[usize], repeats: usize) -> f64 {
     for _ in 0..repeats.max(1) {
         let started = Instant::now();
         for &n in batches {
-            step_products(net, &mut acts, &mut deltas, &mut grads, n);
+            let input = match &data.sparse {
+                Some(csr) => Input::Sparse(crate::model::SparseRows {
+                    csr,
+                    rows: &rows[..n],
+                    table: &table,
+                    add: 0.0,
+                }),
+                None => Input::Dense,
+            };
+            let scratch = scratch.as_mut();
+            step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch);
         }
         best = best.min(started.elapsed().as_secs_f64());
     }
