@@ -28,17 +28,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 NUMPY_REFERENCE = REPO / "benches" / "numpy_reference.py"
 MNIST_DIR = REPO / "data" / "mnist"
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+FASHION_DIRS = [REPO.parent / "shared" / "datasets" / "fashion-mnist",
+                Path("/usr/share/datasets/fashion-mnist")]
+# (folder, mean, std) of each image set.
+IMAGE_SETS = {
+    "mnist": (MNIST_DIR, 0.1307, 0.3081),
+    "fashion": (next((d for d in FASHION_DIRS if d.is_dir()), FASHION_DIRS[0]), 0.2860, 0.3530),
+}
 SEED = 1
 
 
 @dataclass
 class Case:
     label: str
-    task: str  # "mnist" or "sine"
+    task: str  # "mnist" (an IDX image set, see `images`) or "sine"
     hidden: list
     batch_size: int
     lr: float
+    images: str = "mnist"  # a key of IMAGE_SETS
 
 
 CASES = {
@@ -46,6 +53,11 @@ CASES = {
     2: Case("784-300-300-10, batch 128, SGD lr 0.05", "mnist", [300, 300], 128, 0.05),
     3: Case("784-96-10, batch 200, SGD lr 0.1", "mnist", [96], 200, 0.1),
     4: Case("1-6-1 sine, batch 1 (online), SGD lr 0.01", "sine", [6], 1, 0.01),
+    5: Case("784-300-300-10, batch 32, SGD lr 0.02", "mnist", [300, 300], 32, 0.02),
+    6: Case("Fashion-MNIST 784-300-300-10, batch 600, SGD lr 0.1", "mnist", [300, 300], 600,
+            0.1, "fashion"),
+    7: Case("784-300-300-10, batch 8, SGD lr 0.005", "mnist", [300, 300], 8, 0.005),
+    8: Case("784-300-300-10, batch 6000, SGD lr 0.5", "mnist", [300, 300], 6000, 0.5),
 }
 
 
@@ -90,8 +102,9 @@ def toml_config(case, epochs, threads):
     """The run description both sides share, as TOML (paths absolute)."""
     lines = [f"seed = {SEED}", f"threads = {threads}", "", "[data]"]
     if case.task == "mnist":
-        lines += [f"dir = {json.dumps(str(MNIST_DIR))}",  # a JSON string is a TOML string
-                  f"mean = {MNIST_MEAN}", f"std = {MNIST_STD}", "",
+        folder, mean, std = IMAGE_SETS[case.images]
+        lines += [f"dir = {json.dumps(str(folder))}",  # a JSON string is a TOML string
+                  f"mean = {mean}", f"std = {std}", "",
                   "[model]", f"hidden = {case.hidden}", 'activation = "relu"',
                   'loss = "softmax_cross_entropy"', 'init = "he_normal"']
     else:
@@ -146,7 +159,8 @@ def torch_worker(spec):
         data = ref.make_sine(np.random.default_rng([SEED, 1]), dtype)
         sizes, activation, loss_fn = [1, *spec["hidden"], 1], torch.nn.Tanh, F.mse_loss
     else:
-        data = ref.load_mnist(MNIST_DIR, dtype, MNIST_MEAN, MNIST_STD)
+        folder, mean, std = IMAGE_SETS[spec.get("images", "mnist")]
+        data = ref.load_mnist(folder, dtype, mean, std)
         sizes, activation, loss_fn = [784, *spec["hidden"], 10], torch.nn.ReLU, F.cross_entropy
     x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in data)
     layers = []
@@ -212,7 +226,8 @@ def commands(case, config, binary, args):
               "--batch-size", case.batch_size, "--lr", case.lr, "--epochs", args.epochs,
               "--seed", SEED, "--json"]
     if case.task == "mnist":
-        common += ["--data-dir", MNIST_DIR, "--mean", MNIST_MEAN, "--std", MNIST_STD]
+        folder, mean, std = IMAGE_SETS[case.images]
+        common += ["--data-dir", folder, "--mean", mean, "--std", std]
     env = thread_env(args.threads)
     runs = {"backprop": ([binary, "bench", "--config", config, "--epochs", args.epochs,
                           "--batch-size", case.batch_size, "--threads", args.threads,
@@ -221,7 +236,8 @@ def commands(case, config, binary, args):
         runs[f"numpy {dtype}"] = ([sys.executable, NUMPY_REFERENCE, *common, "--dtype", dtype],
                                   env)
     if args.torch:
-        spec = {"task": case.task, "hidden": case.hidden, "batch_size": case.batch_size,
+        spec = {"task": case.task, "images": case.images, "hidden": case.hidden,
+                "batch_size": case.batch_size,
                 "lr": case.lr, "epochs": args.epochs, "threads": args.threads}
         runs["torch float32"] = ([sys.executable, Path(__file__).resolve(), "--torch-worker",
                                   json.dumps(spec)], env)
@@ -282,7 +298,7 @@ def quality(runs):
 
 def table(rows, impls):
     header = (["case"] + [f"{impl} median [min-max]" for impl in impls]
-              + ["time numpy f32 / backprop", "backprop / sgemm floor"]
+              + ["time numpy f32 / backprop", "backprop / products floor", "backprop input"]
               + [f"{impl} test acc / MSE" for impl in impls])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, case, results, _ in rows:
@@ -292,7 +308,8 @@ def table(rows, impls):
             cells.append(cell)
         ratio = medians["numpy float32"] / medians["backprop"]
         floor = statistics.median(r["ratio_to_floor"] for r in results["backprop"])
-        cells += [f"{ratio:.2f}×", f"{floor:.2f}"]
+        path = results["backprop"][0].get("input_path", "?").split(" (")[0]
+        cells += [f"{ratio:.2f}×", f"{floor:.2f}", path]
         cells += [quality(results[impl]) for impl in impls]
         lines.append("| " + " | ".join([f"{key}. {case.label}"] + cells) + " |")
     return "\n".join(lines)
@@ -352,7 +369,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="pairs of runs per case")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run")
-    parser.add_argument("--cases", default="1,2,3,4",
+    parser.add_argument("--cases", default="1,2,3,4,5,6",
                         help="comma-separated case numbers: " + "; ".join(
                             f"{k}: {c.label}" for k, c in CASES.items()))
     parser.add_argument("--threads", type=int, default=2,

@@ -19,6 +19,8 @@ struct BenchReport {
     epochs: Vec<EpochRecord>,
     median_seconds_per_epoch: f64,
     floor_seconds_per_epoch: f64,
+    /// Which first-layer path ran, and why.
+    input_path: String,
     ratio_to_floor: f64,
     median_seconds_per_step: f64,
     final_test_acc: Option<f64>,
@@ -85,6 +87,7 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
         steps_per_epoch: batches.len(),
         median_seconds_per_epoch: med,
         floor_seconds_per_epoch: floor,
+        input_path: exp.input_path.clone(),
         ratio_to_floor: ratio,
         median_seconds_per_step: med / batches.len() as f64,
         final_test_acc: last.test_acc,
