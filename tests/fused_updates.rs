@@ -1,7 +1,7 @@
 //! sgd and momentum fold their update into the gradient products; the result must be the
 //! update of the textbook rule (up to rounding), with and without weight decay.
 
-use backprop::data::{float_dataset, InputTransform, Labels, TargetData};
+use backprop::data::{float_dataset, Dataset, InputTransform, Labels, TargetData};
 use backprop::model::activation::Activation;
 use backprop::model::init::Init;
 use backprop::model::loss::Loss;
@@ -9,26 +9,27 @@ use backprop::model::{Architecture, LayerSpec, Network};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
 use backprop::train::{Batch, StepBuffers};
 
-#[test]
-fn fused_steps_match_the_plain_rule() {
-    let (samples, inputs) = (40, 6);
-    let features: Vec<f32> = (0..samples * inputs)
-        .map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5)
-        .collect();
+/// A 3-class table of `samples` rows of `inputs` features, from `feature(i)`.
+fn three_classes(samples: usize, inputs: usize, feature: impl Fn(usize) -> f32) -> Dataset {
+    let features: Vec<f32> = (0..samples * inputs).map(feature).collect();
     let labels = Labels::Owned((0..samples).map(|i| (i % 3) as u32).collect());
-    let data = float_dataset(
+    float_dataset(
         "t",
         features,
         inputs,
         TargetData::Classes { labels, classes: 3 },
-    );
-    let arch = Architecture {
+    )
+}
+
+/// `inputs`-5-3 with hidden activation `hidden`, for softmax cross-entropy.
+fn small_arch(inputs: usize, hidden: Activation) -> Architecture {
+    Architecture {
         inputs,
         input_shape: vec![inputs],
         layers: vec![
             LayerSpec {
                 outputs: 5,
-                activation: Activation::Tanh,
+                activation: hidden,
             },
             LayerSpec {
                 outputs: 3,
@@ -36,7 +37,14 @@ fn fused_steps_match_the_plain_rule() {
             },
         ],
         loss: Loss::SoftmaxCrossEntropy,
-    };
+    }
+}
+
+#[test]
+fn fused_steps_match_the_plain_rule() {
+    let (samples, inputs) = (40, 6);
+    let data = three_classes(samples, inputs, |i| ((i * 37) % 17) as f32 / 17.0 - 0.5);
+    let arch = small_arch(inputs, Activation::Tanh);
     let t = InputTransform::identity();
     for (kind, weight_decay, decay_biases) in [
         (OptimizerKind::Sgd, 0.0, false),
@@ -88,31 +96,8 @@ fn divergence_after_a_fused_step_names_the_gradient_of_that_batch() {
         Sets, Silent, StopReason, StopRules, TrainState, Trainer, TrainerOptions,
     };
     let (samples, inputs) = (12, 4);
-    let features: Vec<f32> = (0..samples * inputs)
-        .map(|i| 1.0 + (i % 3) as f32)
-        .collect();
-    let labels = Labels::Owned((0..samples).map(|i| (i % 3) as u32).collect());
-    let data = float_dataset(
-        "t",
-        features,
-        inputs,
-        TargetData::Classes { labels, classes: 3 },
-    );
-    let arch = Architecture {
-        inputs,
-        input_shape: vec![inputs],
-        layers: vec![
-            LayerSpec {
-                outputs: 5,
-                activation: Activation::Relu,
-            },
-            LayerSpec {
-                outputs: 3,
-                activation: Activation::Identity,
-            },
-        ],
-        loss: Loss::SoftmaxCrossEntropy,
-    };
+    let data = three_classes(samples, inputs, |i| 1.0 + (i % 3) as f32);
+    let arch = small_arch(inputs, Activation::Relu);
     let mut net = Network::initialised(arch, Init::XavierNormal, 0.0, 3);
     // Weights so large that the logits overflow: the very first batch's loss is NaN.
     net.params.iter_mut().for_each(|p| *p = 1e20);

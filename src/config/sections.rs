@@ -7,7 +7,7 @@ use crate::data::csv::CsvConfig;
 use crate::data::synth::{SineConfig, XorConfig};
 use crate::data::SparseInput;
 use crate::model::Loss;
-use crate::optim::OptimizerKind;
+use crate::optim::{Hyper, OptimizerKind};
 use crate::train::Monitor;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -186,15 +186,16 @@ pub struct OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
+        let h = Hyper::default();
         OptimizerConfig {
-            kind: OptimizerKind::Sgd,
+            kind: h.kind,
             lr: 0.01,
-            momentum: 0.9,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decay_biases: false,
+            momentum: h.momentum,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            decay_biases: h.decay_biases,
         }
     }
 }

@@ -71,23 +71,21 @@ pub fn gather(
 
 /// Loads batch `indices` of `ds` for a forward pass: the targets into `y` and, for a dense
 /// dataset, the transformed rows into `x`. A dataset kept as sparse rows is read by the first
-/// layer itself, through `table` (filled here from `transform`).
+/// layer itself.
 pub fn load<'a>(
     ds: &'a Dataset,
-    transform: &InputTransform,
+    transform: &'a InputTransform,
     indices: &'a [usize],
-    table: &'a mut [f32; 256],
     x: &mut [f32],
     y: &mut TargetBuffer,
 ) -> Input<'a> {
     match &ds.sparse {
         Some(csr) => {
             gather_targets(ds, indices, y);
-            *table = transform.byte_table();
             Input::Sparse(SparseRows {
                 csr,
                 rows: indices,
-                table,
+                table: transform.byte_table(),
                 add: transform.add(),
             })
         }

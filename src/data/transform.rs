@@ -24,16 +24,20 @@ pub struct InputTransform {
     byte_mul: f32,
     float_mul: f32,
     add: f32,
+    /// `b · byte_mul` for every byte value, for the sparse kernels.
+    byte_table: [f32; 256],
 }
 
 impl InputTransform {
     /// `byte_scale` multiplies byte features only (1/255 maps them to [0, 1]).
     pub fn new(byte_scale: f32, mean: f32, std: f32) -> Self {
         let inv_std = 1.0 / std;
+        let byte_mul = byte_scale * inv_std;
         InputTransform {
-            byte_mul: byte_scale * inv_std,
+            byte_mul,
             float_mul: inv_std,
             add: -mean * inv_std,
+            byte_table: std::array::from_fn(|b| b as f32 * byte_mul),
         }
     }
 
@@ -43,8 +47,8 @@ impl InputTransform {
 
     /// `byte · mul` for every byte value: with [`InputTransform::add`], what a sparse input's
     /// kernels apply (`x = table[b] + add`).
-    pub fn byte_table(&self) -> [f32; 256] {
-        std::array::from_fn(|b| b as f32 * self.byte_mul)
+    pub fn byte_table(&self) -> &[f32; 256] {
+        &self.byte_table
     }
 
     /// The constant added to every scaled value (`-mean / std`).

@@ -29,7 +29,6 @@ pub struct Evaluator {
     acts: Activations,
     targets: TargetBuffer,
     chunk_indices: Vec<usize>,
-    table: [f32; 256],
 }
 
 impl Evaluator {
@@ -39,7 +38,6 @@ impl Evaluator {
             acts: Activations::new(&net.arch, chunk),
             targets: TargetBuffer::for_dataset(data, chunk),
             chunk_indices: Vec::with_capacity(chunk),
-            table: [0.0; 256],
         }
     }
 
@@ -66,8 +64,8 @@ impl Evaluator {
             }
             let n = end - start;
             let x = self.acts.input_mut(n);
-            let (rows, table) = (&self.chunk_indices, &mut self.table);
-            let input = load(data, transform, rows, table, x, &mut self.targets);
+            let rows = &self.chunk_indices;
+            let input = load(data, transform, rows, x, &mut self.targets);
             net.forward(&mut self.acts, n, input);
             let out = self.acts.output(n);
             score.add(net.arch.loss.score(

@@ -4,7 +4,7 @@
 
 use crate::data::batch::load;
 use crate::data::{Dataset, InputTransform, TargetBuffer};
-use crate::model::{Activations, Deltas, Gradients, Network, Score, SparseScratch};
+use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, SparseScratch};
 use crate::optim::Optimizer;
 
 /// The samples of one minibatch and where they come from.
@@ -24,7 +24,6 @@ pub struct StepBuffers {
     pub targets: TargetBuffer,
     /// The plain gradient of the last step that wrote it (empty when no step will).
     pub grads: Vec<f32>,
-    table: [f32; 256],
     sparse: Option<SparseScratch>,
 }
 
@@ -41,7 +40,6 @@ impl StepBuffers {
             } else {
                 Vec::new()
             },
-            table: [0.0; 256],
             sparse: data
                 .sparse
                 .as_ref()
@@ -60,27 +58,16 @@ impl StepBuffers {
         lr: f32,
         keep_gradient: bool,
     ) -> Score {
-        let StepBuffers {
-            acts,
-            deltas,
-            targets,
-            grads,
-            table,
-            sparse,
-        } = self;
         let n = batch.indices.len();
-        let x = acts.input_mut(n);
-        let input = load(
-            batch.data,
-            batch.transform,
-            batch.indices,
-            table,
-            x,
-            targets,
-        );
-        net.forward(acts, n, input);
-        let score = net.backward(acts, deltas, targets.view(n), n);
+        let (score, input) = self.forward_backward(net, batch);
         if score.loss_sum.is_finite() {
+            let StepBuffers {
+                acts,
+                deltas,
+                grads,
+                sparse,
+                ..
+            } = self;
             let Network {
                 tensors, params, ..
             } = net;
@@ -98,28 +85,27 @@ impl StepBuffers {
 
     /// The gradient of the batch-mean loss over `batch` into `out`, without an update.
     pub fn gradient(&mut self, net: &Network, batch: Batch, out: &mut [f32]) -> Score {
-        let StepBuffers {
-            acts,
-            deltas,
-            targets,
-            table,
-            sparse,
-            ..
-        } = self;
         let n = batch.indices.len();
-        let x = acts.input_mut(n);
+        let (score, input) = self.forward_backward(net, batch);
+        let (acts, deltas, sparse) = (&self.acts, &self.deltas, self.sparse.as_mut());
+        net.gradients(acts, deltas, n, input, sparse).write_to(out);
+        score
+    }
+
+    /// Gathers `batch` (its targets, and its rows unless the first layer reads sparse rows
+    /// itself), runs the forward pass and fills every layer's delta.
+    fn forward_backward<'a>(&mut self, net: &Network, batch: Batch<'a>) -> (Score, Input<'a>) {
+        let n = batch.indices.len();
+        let x = self.acts.input_mut(n);
         let input = load(
             batch.data,
             batch.transform,
             batch.indices,
-            table,
             x,
-            targets,
+            &mut self.targets,
         );
-        net.forward(acts, n, input);
-        let score = net.backward(acts, deltas, targets.view(n), n);
-        net.gradients(acts, deltas, n, input, sparse.as_mut())
-            .write_to(out);
-        score
+        net.forward(&mut self.acts, n, input);
+        let score = net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n);
+        (score, input)
     }
 }
