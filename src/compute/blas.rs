@@ -5,6 +5,9 @@ use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::elementwise;
 
 extern "C" {
     fn openblas_set_num_threads(num_threads: c_int);
@@ -78,6 +81,11 @@ pub fn gemm(
         c.map_inplace(|v| *v *= beta);
         return;
     }
+    use_threads(if elementwise::is_serial() {
+        1
+    } else {
+        threads()
+    });
     let lda = leading_dim(a.shape(), a.strides(), "a");
     let ldb = leading_dim(b.shape(), b.strides(), "b");
     let ldc = leading_dim(c.shape(), c.strides(), "c");
@@ -103,17 +111,52 @@ pub fn gemm(
     }
 }
 
-/// Sets the number of threads OpenBLAS uses for the calls that follow (process-wide).
-pub fn set_threads(threads: usize) {
-    let n = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
-    // SAFETY: a plain setter of the library's global thread count.
-    unsafe { openblas_set_num_threads(n) }
+/// A training step whose largest product has fewer multiply-adds than this runs on one
+/// thread, products and elementwise passes alike (see [`single_threaded_step`]).
+pub const MIN_THREADED_STEP_MACS: usize = 1 << 23;
+
+/// Whether a step whose largest product has `macs` multiply-adds should run on the calling
+/// thread alone. Measured on 2 cores (784-300-300-10): at batch 32 (7.5M) the products take
+/// as long on one thread as on two, while two BLAS threads cost ~300 us per step elsewhere
+/// (OpenBLAS' idle worker spins on `sched_yield` for ~0.1 s after every threaded call,
+/// beside rayon's workers); at 64 (15M) one thread is about even, at 128 (30M) slower.
+pub fn single_threaded_step(macs: usize) -> bool {
+    macs < MIN_THREADED_STEP_MACS
 }
 
+/// The thread count set with [`set_threads`] (0: not set, OpenBLAS' own default).
+static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
+/// The count last given to OpenBLAS (0: unknown).
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+/// Gives OpenBLAS `threads` unless it has them already.
+fn use_threads(threads: usize) {
+    if CURRENT.swap(threads, Ordering::Relaxed) != threads {
+        let n = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
+        // SAFETY: a plain setter of the library's global thread count.
+        unsafe { openblas_set_num_threads(n) }
+    }
+}
+
+/// Sets the number of threads OpenBLAS uses for products (process-wide); inside
+/// [`elementwise::serial_if`]`(true, ..)` products use one.
+pub fn set_threads(threads: usize) {
+    let threads = threads.max(1);
+    CONFIGURED.store(threads, Ordering::Relaxed);
+    CURRENT.store(0, Ordering::Relaxed);
+    use_threads(threads);
+}
+
+/// The threads a product outside a serial scope uses.
 pub fn threads() -> usize {
-    // SAFETY: a plain getter.
-    let n = unsafe { openblas_get_num_threads() };
-    usize::try_from(n).unwrap_or(1)
+    match CONFIGURED.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: a plain getter.
+            let n = unsafe { openblas_get_num_threads() };
+            usize::try_from(n).unwrap_or(1).max(1)
+        }
+        n => n,
+    }
 }
 
 fn owned(ptr: *const c_char) -> String {

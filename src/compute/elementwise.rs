@@ -1,8 +1,35 @@
 //! Elementwise passes over large buffers, split across the rayon pool; small buffers run
 //! inline, where waking the pool would cost more than the pass. Every element is computed by
 //! the same expression wherever it runs, so results do not depend on the split.
+//!
+//! Inside [`serial_if`]`(true, ..)` everything runs on the calling thread, products included
+//! (see [`super::blas::gemm`] and [`super::sparse`]): a training step too small to gain from a
+//! second thread runs that way, so that no helper thread is woken or left spinning beside it.
 
 use rayon::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is inside [`serial_if`]`(true, ..)`.
+pub fn is_serial() -> bool {
+    SERIAL.with(Cell::get)
+}
+
+/// Runs `f` with every pass and product on the calling thread if `serial` (nests; restores
+/// the previous state on return or unwind).
+pub fn serial_if<R>(serial: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SERIAL.with(|s| s.replace(serial || s.get())));
+    f()
+}
 
 /// Below this many elements a pass runs on the calling thread.
 const MIN_PARALLEL: usize = 1 << 15;
@@ -13,7 +40,7 @@ const TASK: usize = 1 << 14;
 /// inline.
 fn task_len(len: usize, row: usize) -> Option<usize> {
     let row = row.max(1);
-    (len >= MIN_PARALLEL).then(|| TASK.div_ceil(row) * row)
+    (len >= MIN_PARALLEL && !is_serial()).then(|| TASK.div_ceil(row) * row)
 }
 
 /// `f` over row-aligned pieces of `a`.
@@ -128,7 +155,7 @@ pub fn column_sums(m: &[f32], width: usize, out: &mut [f32], alpha: f32, beta: f
             }
         }
     };
-    if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK {
+    if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK || is_serial() {
         return sum_block(0, out);
     }
     let per_task = width
@@ -153,6 +180,19 @@ mod tests {
             });
             assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
         }
+    }
+
+    #[test]
+    fn serial_scopes_nest_and_restore() {
+        assert!(!is_serial());
+        serial_if(true, || {
+            assert!(is_serial());
+            assert_eq!(task_len(MIN_PARALLEL * 4, 1), None);
+            serial_if(false, || assert!(is_serial(), "an outer serial scope wins"));
+            assert!(is_serial());
+        });
+        assert!(!is_serial());
+        assert!(task_len(MIN_PARALLEL * 4, 1).is_some());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! reads sparse rows), back to back on the same shapes, so a report can say how far the whole
 //! step is above the products.
 
-use crate::compute::blas::{gemm, Op};
+use crate::compute::blas::{self, gemm, Op};
+use crate::compute::elementwise;
 use crate::compute::sparse;
 use crate::data::Dataset;
 use crate::model::{Activations, Deltas, Input, Network, SparseScratch};
@@ -126,7 +127,12 @@ pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats:
                 None => Input::Dense,
             };
             let scratch = scratch.as_mut();
-            step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch);
+            // Threaded exactly as the training step on `n` rows is.
+            let density = data.sparse.as_ref().map_or(1.0, |csr| csr.density());
+            let serial = blas::single_threaded_step(net.arch.largest_product(n, density));
+            elementwise::serial_if(serial, || {
+                step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch)
+            });
         }
         best = best.min(started.elapsed().as_secs_f64());
     }

@@ -41,6 +41,23 @@ impl Architecture {
             .collect()
     }
 
+    /// Multiply-adds of the largest product of a training step on `n` rows (every product of
+    /// layer `l` has `n * inputs * outputs` of them; the first layer's, reading sparse rows of
+    /// this density, that fraction).
+    pub fn largest_product(&self, n: usize, first_layer_density: f64) -> usize {
+        (0..self.layers.len())
+            .map(|l| {
+                let macs = n * self.layer_inputs(l) * self.layers[l].outputs;
+                if l == 0 {
+                    (macs as f64 * first_layer_density) as usize
+                } else {
+                    macs
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// `784-300-300-10` style.
     pub fn describe(&self) -> String {
         let widths: Vec<String> = self.widths().iter().map(usize::to_string).collect();

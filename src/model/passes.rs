@@ -166,6 +166,11 @@ impl<'a> Gradients<'a> {
         }
     }
 
+    /// The tensors, in parameter order.
+    pub fn tensors(&self) -> &'a [TensorInfo] {
+        self.tensors
+    }
+
     /// For every tensor `t`, `target[t] = beta * target[t] + alpha * g_t` with
     /// `(alpha, beta) = coefficients(t)`; `target` is laid out like the parameters.
     pub fn accumulate_into(
@@ -173,35 +178,38 @@ impl<'a> Gradients<'a> {
         target: &mut [f32],
         coefficients: impl Fn(&TensorInfo) -> (f32, f32),
     ) {
-        let n = self.n;
         for t in self.tensors {
             let (alpha, beta) = coefficients(t);
-            let delta = self.deltas.bufs[t.layer].slice(s![..n, ..]);
-            let out = &mut target[t.range()];
-            match (t.kind, self.input) {
-                (TensorKind::Weight, Input::Sparse(x)) if t.layer == 0 => {
-                    let scratch = self.scratch.as_deref_mut().expect("checked in new");
-                    let delta = delta.as_slice().expect("row-major buffer");
-                    let offset = (x.add != 0.0).then(|| {
-                        let o = &mut scratch.offset;
-                        elementwise::column_sums(delta, t.cols, o, x.add, 0.0);
-                        &o[..]
-                    });
-                    let (csr, rows, table, trans) =
-                        (x.csr, x.rows, x.table, &mut scratch.transpose);
-                    sparse::weight_gradient(
-                        csr, rows, table, delta, t.cols, offset, alpha, beta, out, trans,
-                    );
-                }
-                (TensorKind::Weight, _) => {
-                    let out = ArrayViewMut2::from_shape((t.rows, t.cols), out).expect("layout");
-                    let input = self.acts.bufs[t.layer].slice(s![..n, ..]);
-                    gemm(alpha, input, Op::T, delta, Op::N, beta, out);
-                }
-                (TensorKind::Bias, _) => {
-                    let rows = delta.as_slice().expect("row-major buffer");
-                    elementwise::column_sums(rows, t.cols, out, alpha, beta);
-                }
+            self.accumulate_tensor(t, &mut target[t.range()], alpha, beta);
+        }
+    }
+
+    /// `out = beta * out + alpha * g_t` for the one tensor `t` (`out` is its own slice).
+    pub fn accumulate_tensor(&mut self, t: &TensorInfo, out: &mut [f32], alpha: f32, beta: f32) {
+        let n = self.n;
+        let delta = self.deltas.bufs[t.layer].slice(s![..n, ..]);
+        match (t.kind, self.input) {
+            (TensorKind::Weight, Input::Sparse(x)) if t.layer == 0 => {
+                let scratch = self.scratch.as_deref_mut().expect("checked in new");
+                let delta = delta.as_slice().expect("row-major buffer");
+                let offset = (x.add != 0.0).then(|| {
+                    let o = &mut scratch.offset;
+                    elementwise::column_sums(delta, t.cols, o, x.add, 0.0);
+                    &o[..]
+                });
+                let (csr, rows, table, trans) = (x.csr, x.rows, x.table, &mut scratch.transpose);
+                sparse::weight_gradient(
+                    csr, rows, table, delta, t.cols, offset, alpha, beta, out, trans,
+                );
+            }
+            (TensorKind::Weight, _) => {
+                let out = ArrayViewMut2::from_shape((t.rows, t.cols), out).expect("layout");
+                let input = self.acts.bufs[t.layer].slice(s![..n, ..]);
+                gemm(alpha, input, Op::T, delta, Op::N, beta, out);
+            }
+            (TensorKind::Bias, _) => {
+                let rows = delta.as_slice().expect("row-major buffer");
+                elementwise::column_sums(rows, t.cols, out, alpha, beta);
             }
         }
     }

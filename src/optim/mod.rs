@@ -165,13 +165,16 @@ impl Optimizer {
                 });
             }
             OptimizerKind::Momentum => {
-                grads.accumulate_into(&mut self.state[0], |_| {
-                    momentum::fused_coefficients(h.momentum)
-                });
-                for seg in &self.segments {
-                    let r = seg.range.clone();
+                // Tensor by tensor: each update runs right after its gradient product, while
+                // the velocity it reads is still in cache. (The products read activations and
+                // deltas, never the weights, so updating earlier tensors first is safe.)
+                let velocity = &mut self.state[0];
+                for (t, seg) in grads.tensors().iter().zip(&self.segments) {
+                    let (v, p) = (&mut velocity[t.range()], &mut params[t.range()]);
+                    let (alpha, beta) = momentum::fused_coefficients(h.momentum);
+                    grads.accumulate_tensor(t, v, alpha, beta);
                     let l2 = if seg.decay { h.weight_decay } else { 0.0 };
-                    momentum::finish_fused(&mut params[r.clone()], &mut self.state[0][r], lr, l2);
+                    momentum::finish_fused(p, v, lr, l2);
                 }
             }
             kind => panic!("{} needs a gradient buffer", kind.name()),

@@ -2,6 +2,7 @@
 //! update. Every buffer it touches is allocated once, in [`StepBuffers::new`]; the step
 //! itself allocates nothing.
 
+use crate::compute::{blas, elementwise};
 use crate::data::batch::load;
 use crate::data::{Dataset, InputTransform, TargetBuffer};
 use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, SparseScratch};
@@ -51,6 +52,19 @@ impl StepBuffers {
     /// `keep_gradient`, the plain gradient is left in `self.grads` (for a probe). A
     /// non-finite loss leaves the weights untouched, for the caller to report.
     pub fn step(
+        &mut self,
+        net: &mut Network,
+        optimizer: &mut Optimizer,
+        batch: Batch,
+        lr: f32,
+        keep_gradient: bool,
+    ) -> Score {
+        elementwise::serial_if(runs_on_one_thread(net, batch), || {
+            self.step_on(net, optimizer, batch, lr, keep_gradient)
+        })
+    }
+
+    fn step_on(
         &mut self,
         net: &mut Network,
         optimizer: &mut Optimizer,
@@ -108,4 +122,12 @@ impl StepBuffers {
         let score = net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n);
         (score, input)
     }
+}
+
+/// Whether a step on `batch` is too small to gain from a second thread (see
+/// [`blas::single_threaded_step`]): then it runs all on the calling thread.
+pub fn runs_on_one_thread(net: &Network, batch: Batch) -> bool {
+    let density = batch.data.sparse.as_ref().map_or(1.0, |csr| csr.density());
+    let macs = net.arch.largest_product(batch.indices.len(), density);
+    blas::single_threaded_step(macs)
 }
