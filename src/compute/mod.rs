@@ -1,6 +1,8 @@
 //! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
-//! the rayon pool ([`elementwise`]), and seeded random streams ([`rng`]).
+//! the rayon pool ([`elementwise`]), seeded random streams ([`rng`]), and the memory budget
+//! checked before large allocations ([`memory`]).
 
 pub mod blas;
 pub mod elementwise;
+pub mod memory;
 pub mod rng;
