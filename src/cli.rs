@@ -4,8 +4,64 @@
 
 use crate::config::Overrides;
 pub use crate::data::image::Invert;
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+/// Values checked by the parser, so that a bad one is blamed on its flag (exit status 2).
+fn at_least_one() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..)
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a positive finite number, got {s}"))
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a positive finite number, got {s}"))
+    }
+}
+
+/// Hidden widths: `300,300`; empty for none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+fn widths(s: &str) -> Result<Widths, String> {
+    if s.trim().is_empty() {
+        return Ok(Widths(Vec::new()));
+    }
+    s.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) => Err("every hidden layer needs at least 1 unit, got 0".to_string()),
+            Ok(v) => Ok(v),
+            Err(_) => Err(format!("`{w}` is not a layer width (e.g. 300,300)")),
+        })
+        .collect::<Result<_, _>>()
+        .map(Widths)
+}
+
+/// More threads than this many per core only slow a run down (and thousands exhaust the
+/// machine); [`crate::config::max_threads`] is the same bound for the config's `threads`.
+fn threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}` is not a count"))?;
+    let max = crate::config::max_threads();
+    match n {
+        0 => Err("must be at least 1".into()),
+        n if n > max => Err(format!(
+            "{n} is more than 4 per core of this machine ({max} at most)"
+        )),
+        n => Ok(n),
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,22 +102,22 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     /// Total epochs of the run, counting those a resumed run already has [default: the
     /// config's]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     pub epochs: Option<usize>,
     /// Samples per minibatch [default: the config's]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     pub batch_size: Option<usize>,
     /// Base learning rate [default: the config's]
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = positive_f32)]
     pub lr: Option<f32>,
     /// Hidden layer widths, e.g. 300,300; empty for none [default: the config's]
-    #[arg(long, value_name = "W,W,..", value_delimiter = ',', num_args = 0..)]
-    pub hidden: Option<Vec<usize>>,
+    #[arg(long, value_name = "W,W,..", value_parser = widths, num_args = 0..=1, default_missing_value = "")]
+    pub hidden: Option<Widths>,
     /// Seed of every random stream (init, split, shuffles) [default: the config's]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// BLAS and rayon threads [default: physical cores].
-    #[arg(long, value_name = "N")]
+    /// BLAS and rayon threads, at most 4 per core [default: physical cores].
+    #[arg(long, value_name = "N", value_parser = threads)]
     pub threads: Option<usize>,
     /// A folder with the four standard IDX files (replaces the config's data source).
     #[arg(long, value_name = "DIR")]
@@ -107,8 +163,8 @@ pub struct PredictArgs {
     /// A checkpoint written by --save.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// An IDX image file, or PNG/JPEG images.
-    #[arg(required = true, value_name = "INPUT")]
+    /// An IDX image file, or PNG/JPEG images (none needed with --csv-out).
+    #[arg(required_unless_present = "csv_out", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Invert grey levels of images (MNIST digits are light on dark); auto inverts an image
     /// whose border is bright.
@@ -125,7 +181,7 @@ pub struct BenchArgs {
     pub train: TrainArgs,
     /// Times the floor (the epoch's products alone) is measured after each epoch; the best
     /// of them is paired with that epoch.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = at_least_one())]
     pub floor_repeats: usize,
     /// Machine-readable output (one JSON object).
     #[arg(long)]
@@ -137,16 +193,16 @@ pub struct GradcheckArgs {
     #[arg(long, short, value_name = "FILE")]
     pub config: PathBuf,
     /// Shrink the input to its first N features (keeps the check fast on wide data).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     pub inputs: Option<usize>,
     /// Samples in the checked batch.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = at_least_one())]
     pub samples: usize,
     /// Entries checked per tensor (all of a smaller tensor).
-    #[arg(long, default_value_t = 40, value_name = "N")]
+    #[arg(long, default_value_t = 40, value_name = "N", value_parser = at_least_one())]
     pub per_tensor: usize,
     /// Largest acceptable relative error.
-    #[arg(long, default_value_t = 1e-3, value_name = "X")]
+    #[arg(long, default_value_t = 1e-3, value_name = "X", value_parser = positive_f64)]
     pub threshold: f64,
 }
 
@@ -157,7 +213,7 @@ impl TrainArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
-            hidden: self.hidden.clone(),
+            hidden: self.hidden.as_ref().map(|w| w.0.clone()),
             seed: self.seed,
             threads: self.threads,
             data_dir: self.data_dir.clone(),

@@ -6,7 +6,7 @@
 //! file path agree.
 #![no_main]
 
-use backprop::idx::{self, IdxError, IdxFile};
+use backprop::data::idx::{self, IdxError, IdxFile};
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -62,7 +62,10 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
         let reason = pool.install(|| trainer.fit(exp.sets(), &mut Silent, interrupt))?;
         match reason {
             StopReason::Diverged { detail, .. } => bail!("the benchmark run diverged: {detail}"),
-            StopReason::Interrupted { .. } => bail!("interrupted"),
+            StopReason::Interrupted { .. } => {
+                eprintln!("interrupted: no benchmark result");
+                return Ok(super::exit::INTERRUPTED);
+            }
             _ if trainer.state.epochs_done() < epoch => break,
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! From a validated config to everything a run needs: the datasets, the input transform,
 //! the architecture (input width and class count come from the data), and a trainer.
 
+use crate::compute::memory;
 use crate::config::{Loaded, Scale};
 use crate::data::{
     split_indices, CachePolicy, Dataset, InputScaling, InputTransform, OpenOptions, Source,
@@ -8,7 +9,7 @@ use crate::data::{
 use crate::model::{Architecture, LayerSpec, Loss, Network};
 use crate::optim::Optimizer;
 use crate::train::{Monitor, Sets, StopRules, TrainState, Trainer, TrainerOptions};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 pub struct Experiment {
     pub loaded: Loaded,
@@ -133,10 +134,27 @@ impl Experiment {
         }
         let arch = architecture(&loaded, &train)?;
         let cfg = &loaded.config;
+        // Optimizer state, gradients, the epoch snapshot of both; a batch and an eval chunk.
+        let copies = 2 + 2 * cfg.optimizer.kind.state_names().len();
+        let rows = cfg.train.batch_size.min(train.len()) + cfg.train.eval_chunk;
+        memory::check(
+            &format!("training the network {}", arch.describe()),
+            arch.training_bytes(copies, rows),
+        )
+        .map_err(|e| anyhow!("{e}; make model.hidden (or --hidden) smaller"))?;
         let (train_indices, validation) =
             split_indices(train.len(), cfg.data.validation_split, cfg.seed);
         if train_indices.is_empty() {
             bail!("data.validation_split leaves no training samples");
+        }
+        if cfg.data.validation_split > 0.0 && validation.is_empty() {
+            bail!(
+                "data.validation_split = {} of {} samples rounds to 0 validation samples; use at \
+                 least {:.2e}, or 0 for no validation set",
+                cfg.data.validation_split,
+                train.len(),
+                1.0 / train.len() as f64
+            );
         }
         let mut warnings = Vec::new();
         if cfg.train.batch_size > train_indices.len() {

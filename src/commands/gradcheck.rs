@@ -8,7 +8,7 @@ use crate::config;
 use crate::data::{float_dataset, Dataset, InputTransform, Labels, TargetData};
 use crate::eval::gradcheck;
 use crate::model::Network;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// The first `samples` samples of `data`, transformed, cut to their first `inputs` features.
 fn shrunk(data: &Dataset, transform: &InputTransform, samples: usize, inputs: usize) -> Dataset {
@@ -71,14 +71,26 @@ pub fn run(args: &GradcheckArgs) -> Result<i32> {
         net.arch.describe()
     );
     println!(
-        "{:<16} {:>8} {:>14} {:>14}",
-        "tensor", "checked", "max abs err", "max rel err"
+        "{:<16} {:>8} {:>8} {:>14} {:>14}",
+        "tensor", "checked", "skipped", "max abs err", "max rel err"
     );
     for c in &checks {
         println!(
-            "{:<16} {:>8} {:>14.3e} {:>14.3e}",
-            c.name, c.checked, c.max_abs_error, c.max_rel_error
+            "{:<16} {:>8} {:>8} {:>14.3e} {:>14.3e}",
+            c.name, c.checked, c.skipped, c.max_abs_error, c.max_rel_error
         );
+    }
+    let skipped: usize = checks.iter().map(|c| c.skipped).sum();
+    if skipped > 0 {
+        println!(
+            "{skipped} entr{} skipped: perturbing {} moved a ReLU input across its kink at 0, \
+             where finite differences are meaningless",
+            if skipped == 1 { "y" } else { "ies" },
+            if skipped == 1 { "it" } else { "them" }
+        );
+    }
+    if checks.iter().all(|c| c.checked == 0) {
+        bail!("no entry could be checked (all sat on ReLU kinks); try another --seed or more --samples");
     }
     let worst = checks.iter().map(|c| c.max_rel_error).fold(0.0, f64::max);
     if worst <= args.threshold {

@@ -9,7 +9,7 @@ pub mod interrupt;
 pub mod predict;
 pub mod train;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TrainArgs};
 use crate::compute::blas;
 use anyhow::{Context, Result};
 
@@ -25,7 +25,18 @@ pub mod exit {
 /// Parses the command line, runs, and returns the exit status.
 pub fn main() -> i32 {
     let cli = <Cli as clap::Parser>::parse();
-    let interrupt = interrupt::install();
+    let mode = match &cli.command {
+        None | Some(Command::Train(_)) => interrupt::Mode::Train,
+        Some(Command::Bench(_)) => interrupt::Mode::Bench,
+        Some(_) => interrupt::Mode::Immediate,
+    };
+    match &cli.command {
+        None => require_config(&cli.train),
+        Some(Command::Train(a)) => require_config(a),
+        Some(Command::Bench(a)) => require_config(&a.train),
+        _ => {}
+    }
+    let interrupt = interrupt::install(mode);
     let result = match cli.command {
         None => train::run(&cli.train, interrupt),
         Some(Command::Train(args)) => train::run(&args, interrupt),
@@ -43,6 +54,19 @@ pub fn main() -> i32 {
     }
 }
 
+/// A run needs a config (or a checkpoint holding one): without, it is a usage error (exit
+/// status 2, with the usage), not a failed run.
+fn require_config(args: &TrainArgs) {
+    if args.config.is_none() && args.resume.is_none() {
+        <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--config FILE is required (or --resume CHECKPOINT, which holds its config)",
+            )
+            .exit();
+    }
+}
+
 fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
@@ -53,6 +77,13 @@ fn build_profile() -> &'static str {
 
 /// Sets BLAS threads and builds the rayon pool: one count for both, never more.
 fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    let hardware = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > hardware {
+        crate::output::console::warn(&format!(
+            "{threads} threads on {hardware} hardware thread(s): oversubscribed, each product \
+             runs slower than with {hardware}"
+        ));
+    }
     blas::set_threads(threads);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -3,16 +3,60 @@
 
 use super::eval::checkpoint_test_set;
 use crate::cli::PredictArgs;
+use crate::data::files::{open_regular, NotRegular};
 use crate::data::idx::IdxFile;
 use crate::data::image::image_bytes;
+use crate::data::image::other_image_format;
 use crate::error::ShapeError;
 use crate::eval::predict::classify;
 use crate::output::checkpoint;
+use crate::output::plan;
 use crate::output::predictions::write_regression_csv;
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+use anyhow::{anyhow, bail, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// What an input is, by its first bytes (the extension can lie).
+enum Kind {
+    Image,
+    Idx,
+}
+
+fn kind_of(path: &Path) -> Result<Kind> {
+    let mut head = [0u8; 8];
+    let n = open_regular(path)
+        .and_then(|mut f| f.read(&mut head).map_err(NotRegular::Io))
+        .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    let head = &head[..n];
+    if head.starts_with(b"\x89PNG") || head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(Kind::Image);
+    }
+    if let Some(format) = other_image_format(head) {
+        bail!(
+            "{}: is a {format} image, not a PNG or JPEG; predict reads PNG or JPEG images, or \
+             IDX files",
+            path.display()
+        );
+    }
+    Ok(Kind::Idx)
+}
 
 pub fn run(args: &PredictArgs) -> Result<i32> {
+    if let Some(csv) = &args.csv_out {
+        let input = |what: &str, p: &Path| plan::Input {
+            what: what.into(),
+            path: p.to_path_buf(),
+        };
+        let mut inputs = vec![input("the model", &args.model)];
+        inputs.extend(args.inputs.iter().map(|p| input("an input", p)));
+        let out = plan::Output {
+            named_by: "--csv-out".into(),
+            path: csv.clone(),
+            may_replace: None,
+            is_plot: false,
+        };
+        plan::check(&[out], &inputs)?;
+    }
     let ck = checkpoint::load(&args.model)?;
     let net = &ck.state.net;
     let transform = ck.scaling.transform();
@@ -23,15 +67,9 @@ pub fn run(args: &PredictArgs) -> Result<i32> {
         }
         write_regression_csv(csv, net, &test, &transform)?;
     }
-    let is_image = |p: &PathBuf| {
-        p.extension().is_some_and(|e| {
-            let e = e.to_string_lossy().to_ascii_lowercase();
-            matches!(e.as_str(), "png" | "jpg" | "jpeg")
-        })
-    };
     let width = net.arch.inputs;
     for input in &args.inputs {
-        let (labels, bytes): (Vec<String>, Vec<u8>) = if is_image(input) {
+        let (labels, bytes): (Vec<String>, Vec<u8>) = if let Kind::Image = kind_of(input)? {
             let b = image_bytes(input, &net.arch.input_shape, args.invert)?;
             (vec![input.display().to_string()], b)
         } else {

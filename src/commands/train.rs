@@ -1,13 +1,14 @@
 //! `backprop --config FILE`: train, report each epoch, save, plot.
 
-use super::experiment::{default_threads, Experiment};
+use super::experiment::{self, default_threads, Experiment};
 use super::{build_profile, exit, thread_pool};
 use crate::cli::TrainArgs;
 use crate::compute::blas;
 use crate::config::{self, Loaded};
+use crate::data::{standard_paths, Source};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
 use crate::output::console::{self, Console};
-use crate::output::{metrics, plot, predictions};
+use crate::output::{metrics, plan, plot, predictions};
 use crate::train::{Observer, Observers, StopReason, TrainState};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -102,7 +103,11 @@ pub(super) fn load_for_training(args: &TrainArgs) -> Result<(Loaded, Option<Chec
     };
     let mut loaded = match (&args.config, &resumed, &args.resume) {
         (Some(path), _, _) => config::load(path)?,
-        (None, Some(ck), Some(p)) => ck.loaded_config(p)?,
+        (None, Some(ck), Some(p)) => {
+            let mut loaded = ck.loaded_config(p)?;
+            forget_outputs(&mut loaded, p);
+            loaded
+        }
         _ => bail!("--config FILE is required (see backprop --help)"),
     };
     args.overrides().apply(&mut loaded);
@@ -112,6 +117,100 @@ pub(super) fn load_for_training(args: &TrainArgs) -> Result<(Loaded, Option<Chec
         .validate()
         .with_context(|| format!("invalid config {}", loaded.path.display()))?;
     Ok((loaded, resumed))
+}
+
+/// A resumed checkpoint's config keeps the outputs of the run that wrote it (often the
+/// checkpoint itself): a resumed run writes only where this command line says.
+fn forget_outputs(loaded: &mut Loaded, checkpoint: &Path) {
+    let o = &mut loaded.config.output;
+    let old: Vec<String> = [&o.metrics, &o.csv, &o.plot, &o.save, &o.predictions]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !old.is_empty() {
+        console::warn(&format!(
+            "the config stored in {} wrote to {}; a resumed run writes only to the files this \
+             command line names (--save, --metrics-out, --csv-out, --plot)",
+            checkpoint.display(),
+            old.join(", ")
+        ));
+    }
+    (o.metrics, o.csv, o.plot, o.save, o.predictions) = (None, None, None, None, None);
+}
+
+/// Every path this run writes, with the flag or key that named it.
+fn planned_outputs(args: &TrainArgs, loaded: &Loaded) -> Vec<plan::Output> {
+    let o = &loaded.config.output;
+    let named = |given: bool, flag: &str, key: &str| {
+        if given {
+            flag.to_string()
+        } else {
+            format!("output.{key} in {}", loaded.path.display())
+        }
+    };
+    let list = [
+        (
+            args.metrics_out.is_some(),
+            "--metrics-out",
+            "metrics",
+            &o.metrics,
+        ),
+        (args.csv_out.is_some(), "--csv-out", "csv", &o.csv),
+        (args.plot.is_some(), "--plot", "plot", &o.plot),
+        (args.save.is_some(), "--save", "save", &o.save),
+        (false, "", "predictions", &o.predictions),
+    ];
+    list.into_iter()
+        .filter_map(|(given, flag, key, path)| {
+            Some(plan::Output {
+                named_by: named(given, flag, key),
+                path: path.clone()?,
+                // Only an explicit --save may replace the checkpoint being resumed.
+                may_replace: if given && key == "save" {
+                    args.resume.clone()
+                } else {
+                    None
+                },
+                is_plot: key == "plot",
+            })
+        })
+        .collect()
+}
+
+/// Every path this run reads.
+fn planned_inputs(args: &TrainArgs, loaded: &Loaded) -> Vec<plan::Input> {
+    let input = |what: &str, path: &Path| plan::Input {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+    };
+    let mut list = Vec::new();
+    if let Some(c) = &args.config {
+        list.push(input("the config file", c));
+    }
+    if let Some(r) = &args.resume {
+        list.push(input("the checkpoint being resumed", r));
+    }
+    match experiment::source(loaded) {
+        Ok(Source::IdxDir(dir)) => {
+            for p in standard_paths(&dir).into_iter().flatten() {
+                list.push(input("a data file", &p));
+            }
+        }
+        Ok(Source::IdxFiles(paths)) => {
+            paths
+                .iter()
+                .for_each(|p| list.push(input("a data file", p)));
+        }
+        Ok(Source::Csv(csv)) => {
+            list.push(input("the training data", &csv.train));
+            if let Some(t) = &csv.test {
+                list.push(input("the test data", t));
+            }
+        }
+        _ => {}
+    }
+    list
 }
 
 /// The observers of a training run: the console, then each file the config asks for.
@@ -139,6 +238,17 @@ fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Obser
 
 pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
     let (loaded, resumed) = load_for_training(args)?;
+    plan::check(
+        &planned_outputs(args, &loaded),
+        &planned_inputs(args, &loaded),
+    )?;
+    if let (Some(p), None) = (&args.resume, &loaded.config.output.save) {
+        console::warn(&format!(
+            "no --save: the model resumed from {} will not be saved at the end; pass --save FILE \
+             to keep it",
+            p.display()
+        ));
+    }
     let threads = loaded.config.threads.unwrap_or_else(default_threads);
     let pool = thread_pool(threads)?;
     let exp = Experiment::prepare(loaded)?;
@@ -160,8 +270,46 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
     let mut observers = observers(&exp, args.quiet, trainer.rules.epochs);
     let reason = pool.install(|| trainer.fit(exp.sets(), &mut observers, interrupt));
     observers.run_end();
-    let reason = reason?;
-    finish(&exp, &trainer.state, &reason)
+    match reason {
+        Ok(reason) => finish(&exp, &trainer.state, &reason),
+        Err(e) => Err(rescue(&exp, &trainer.state, e)),
+    }
+}
+
+/// Saves the model to `path`, or elsewhere if that fails; the error says where it went.
+fn save_or_rescue(exp: &Experiment, state: &TrainState, path: &Path) -> Result<()> {
+    let (at, why) = plan::save_rescued(path, |p| save(exp, state, p));
+    match (at, why) {
+        (_, None) => Ok(()),
+        (Some(at), Some(e)) => Err(e.context(format!(
+            "the model after epoch {} was saved to {} instead; continue with: backprop \
+             --resume {}",
+            state.epochs_done(),
+            at.display(),
+            at.display()
+        ))),
+        (None, Some(e)) => Err(e.context("the model could not be saved anywhere")),
+    }
+}
+
+/// A run stopped by a failing output (a folder made read-only mid-run, a full disk): the
+/// model is still saved, where it was going or elsewhere, and the error says where.
+fn rescue(exp: &Experiment, state: &TrainState, failure: anyhow::Error) -> anyhow::Error {
+    if state.epochs_done() == 0 {
+        return failure;
+    }
+    let target = exp.loaded.config.output.save.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("backprop-{}.safetensors", std::process::id()))
+    });
+    let (at, _) = plan::save_rescued(&target, |p| save(exp, state, p));
+    match at {
+        Some(at) => failure.context(format!(
+            "training stopped after epoch {}; the model is saved in {}",
+            state.epochs_done(),
+            at.display()
+        )),
+        None => failure.context("training stopped, and the model could not be saved anywhere"),
+    }
 }
 
 /// Saves, plots and reports after the loop; returns the exit status.
@@ -172,7 +320,7 @@ fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i
     if let (Some(p), true) = (&out.save, done > 0) {
         // After a divergence an existing checkpoint is the last good one: keep it as it is.
         if !diverged || !p.exists() {
-            save(exp, state, p)?;
+            save_or_rescue(exp, state, p)?;
         }
     }
     if let (Some(p), true) = (&out.plot, done > 0) {
@@ -193,16 +341,18 @@ fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i
             epoch,
             batches_done,
         } => {
-            eprintln!(
-                "interrupted in epoch {epoch} after {batches_done} batch(es); the model is kept \
-                 as it was after epoch {done}"
-            );
-            if let (Some(p), true) = (&out.save, done > 0) {
-                eprintln!(
-                    "saved to {0}; continue with: backprop --resume {0} --epochs {1}",
+            let stopped = format!("interrupted in epoch {epoch} after {batches_done} batch(es)");
+            match (&out.save, done) {
+                (_, 0) => eprintln!("{stopped}, before any epoch completed: nothing was saved"),
+                (None, _) => eprintln!(
+                    "{stopped}; the model after epoch {done} was not saved (no --save given)"
+                ),
+                (Some(p), _) => eprintln!(
+                    "{stopped}; the model as it was after epoch {done} is saved in {0}; continue \
+                     with: backprop --resume {0} --epochs {1}",
                     p.display(),
                     exp.loaded.config.train.epochs
-                );
+                ),
             }
             return Ok(exit::INTERRUPTED);
         }

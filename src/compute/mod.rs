@@ -1,8 +1,10 @@
 //! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
-//! the rayon pool ([`elementwise`]), sparse-dense products for byte inputs ([`sparse`]), and
-//! seeded random streams ([`rng`]).
+//! the rayon pool ([`elementwise`]), sparse-dense products for byte inputs ([`sparse`]),
+//! seeded random streams ([`rng`]), and the memory budget checked before large allocations
+//! ([`memory`]).
 
 pub mod blas;
 pub mod elementwise;
+pub mod memory;
 pub mod rng;
 pub mod sparse;

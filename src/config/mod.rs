@@ -17,8 +17,14 @@ pub use sections::{
     Scale, ScheduleConfig, ScheduleKind, TrainConfig,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+
+/// The most threads a run may ask for: 4 per hardware thread. More only slow a run down,
+/// and thousands exhaust the machine.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// A config and the folder its relative paths are relative to.
 #[derive(Clone, Debug)]
@@ -61,16 +67,16 @@ impl Loaded {
 
 /// Reads and parses a config file (value checks are [`Config::validate`], after overrides).
 pub fn load(path: &Path) -> Result<Loaded> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    if meta.is_dir() {
-        bail!(
+    use crate::data::files::{read_regular, NotRegular};
+    let bytes = read_regular(path).map_err(|e| match e {
+        NotRegular::Directory => anyhow::anyhow!(
             "config path {} is a folder, expected a TOML file",
             path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
+        ),
+        e => anyhow::anyhow!("cannot read config file {}: {e}", path.display()),
+    })?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("config file {} is not UTF-8 text", path.display()))?;
     let config = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let base_dir = path
         .parent()

@@ -178,6 +178,12 @@ impl Config {
             "must be at least 1",
         )?;
         check(self.threads != Some(0), "threads", "must be at least 1")?;
+        let max = super::max_threads();
+        check(
+            self.threads.is_none_or(|t| t <= max),
+            "threads",
+            format!("is more than 4 per core of this machine ({max} at most)"),
+        )?;
         let o = &self.optimizer;
         check(
             o.lr.is_finite() && o.lr > 0.0,
@@ -206,6 +212,20 @@ impl Config {
         )?;
         let s = &self.schedule;
         check(s.every != Some(0), "schedule.every", "must be at least 1")?;
+        check(
+            s.epochs != Some(0),
+            "schedule.epochs",
+            "must be at least 1: a cosine over 0 epochs sits at min_lr for the whole run",
+        )?;
+        check(
+            s.warmup_epochs < t.epochs,
+            "schedule.warmup_epochs",
+            format!(
+                "is {}, but the run has {} epoch(s): the learning rate would still be ramping \
+                 up when training ends; use fewer warmup epochs or more epochs",
+                s.warmup_epochs, t.epochs
+            ),
+        )?;
         check(
             s.factor.is_none_or(|f| f > 0.0 && f <= 1.0),
             "schedule.factor",

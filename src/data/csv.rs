@@ -2,8 +2,8 @@
 
 use super::batch::split_indices;
 use super::dataset::{float_dataset, Dataset, Labels, TargetData};
-use crate::error::ShapeError;
-use anyhow::{bail, Context, Result};
+use super::files::open_regular;
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -33,19 +33,54 @@ struct Table {
     targets: Vec<f32>,
     width: usize,
     target_width: usize,
+    /// The feature columns' names, in the order of `features`.
+    feature_names: Vec<String>,
 }
 
-fn read_table(path: &Path, target: &[String]) -> Result<Table> {
+/// The first name given twice, with its two positions.
+fn duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<(&'a str, usize, usize)> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, n) in names.into_iter().enumerate() {
+        if let Some(first) = seen.insert(n, i) {
+            return Some((n, first, i));
+        }
+    }
+    None
+}
+
+/// Reads a table; with `features` (the training file's feature columns), the columns are
+/// matched to them by name, whatever their order, and a missing or extra column is refused.
+fn read_table(
+    path: &Path,
+    target: &[String],
+    features: Option<(&[String], &Path)>,
+) -> Result<Table> {
+    let file =
+        open_regular(path).map_err(|e| anyhow!("cannot read CSV file {}: {e}", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot read CSV file {}", path.display()))?;
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: cannot read the header row", path.display()))?
-        .clone();
+        .from_reader(file);
+    let headers = reader.headers().map_err(|e| csv_error(path, &e))?.clone();
     let columns: Vec<&str> = headers.iter().collect();
+    if columns.iter().all(|c| c.is_empty()) {
+        bail!(
+            "{}: is empty; expected a header row naming the columns, then rows of numbers",
+            path.display()
+        );
+    }
+    if let Some((name, a, b)) = duplicate(columns.iter().copied()) {
+        bail!(
+            "{}: column `{name}` appears twice in the header (columns {} and {}); each column \
+             needs its own name",
+            path.display(),
+            a + 1,
+            b + 1
+        );
+    }
+    if let Some((name, ..)) = duplicate(target.iter().map(String::as_str)) {
+        bail!("data.csv.target names `{name}` twice; name each target column once");
+    }
     let mut is_target = vec![false; columns.len()];
     for name in target {
         match columns.iter().position(|c| c == name) {
@@ -57,36 +92,83 @@ fn read_table(path: &Path, target: &[String]) -> Result<Table> {
             ),
         }
     }
-    let width = columns.len() - target.len();
-    if width == 0 {
+    let own: Vec<String> = (0..columns.len())
+        .filter(|&c| !is_target[c])
+        .map(|c| columns[c].to_string())
+        .collect();
+    if own.is_empty() {
         bail!(
             "{}: every column is a target; at least one feature column is needed",
             path.display()
         );
     }
+    // slot[c]: where column c's value goes among the features.
+    let mut slot = vec![usize::MAX; columns.len()];
+    let feature_names = match features {
+        None => {
+            for (k, c) in (0..columns.len()).filter(|&c| !is_target[c]).enumerate() {
+                slot[c] = k;
+            }
+            own
+        }
+        Some((expected, train)) => {
+            if let Some(extra) = own.iter().find(|n| !expected.contains(n)) {
+                bail!(
+                    "{}: column `{extra}` is not a column of the training file {}; the test file \
+                     needs the same columns (in any order)",
+                    path.display(),
+                    train.display()
+                );
+            }
+            for (k, name) in expected.iter().enumerate() {
+                match columns.iter().position(|c| c == name) {
+                    Some(c) => slot[c] = k,
+                    None => bail!(
+                        "{}: no column `{name}`, which the training file {} has; the test file \
+                         needs the same columns (in any order)",
+                        path.display(),
+                        train.display()
+                    ),
+                }
+            }
+            expected.to_vec()
+        }
+    };
+    let width = feature_names.len();
     let mut table = Table {
         features: Vec::new(),
         targets: Vec::new(),
         width,
         target_width: target.len(),
+        feature_names,
     };
+    let mut row = vec![0.0f32; width];
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, &e))?;
         let line = record.position().map_or(0, |p| p.line());
         for (c, cell) in record.iter().enumerate() {
             let value: f32 = cell.parse().map_err(|_| {
-                anyhow::anyhow!(
+                anyhow!(
                     "{}: line {line}, column `{}`: `{cell}` is not a number",
                     path.display(),
                     columns[c]
                 )
             })?;
+            if !value.is_finite() {
+                bail!(
+                    "{}: line {line}, column `{}`: `{cell}` is not a finite number; NaN and \
+                     infinite values cannot be trained on (drop or impute the row)",
+                    path.display(),
+                    columns[c]
+                );
+            }
             if is_target[c] {
                 table.targets.push(value);
             } else {
-                table.features.push(value);
+                row[slot[c]] = value;
             }
         }
+        table.features.extend_from_slice(&row);
     }
     if table.targets.is_empty() {
         bail!("{}: no data rows after the header", path.display());
@@ -159,6 +241,7 @@ fn rows(t: &Table, which: &[usize]) -> Table {
         targets: pick(&t.targets, t.target_width),
         width: t.width,
         target_width: t.target_width,
+        feature_names: t.feature_names.clone(),
     }
 }
 
@@ -169,19 +252,12 @@ pub fn load(
     seed: u64,
 ) -> Result<(Dataset, Dataset)> {
     let train_path = resolve(&cfg.train);
-    let train = read_table(&train_path, &cfg.target)?;
+    let train = read_table(&train_path, &cfg.target, None)?;
     match &cfg.test {
         Some(test) => {
             let test_path = resolve(test);
-            let test = read_table(&test_path, &cfg.target)?;
-            if test.width != train.width {
-                let what = format!(
-                    "{}: feature columns (as in {})",
-                    test_path.display(),
-                    train_path.display()
-                );
-                return Err(ShapeError::new(what, train.width, test.width).into());
-            }
+            let expected = Some((train.feature_names.as_slice(), train_path.as_path()));
+            let test = read_table(&test_path, &cfg.target, expected)?;
             Ok((
                 into_dataset(&train_path, train, cfg.classification)?,
                 into_dataset(&test_path, test, cfg.classification)?,
@@ -253,5 +329,76 @@ mod tests {
             e.contains("no target column `z`; the header has a, y"),
             "{e}"
         );
+    }
+
+    fn with_test(train: &Path, test: &Path) -> CsvConfig {
+        CsvConfig {
+            test: Some(test.to_path_buf()),
+            ..cfg(train, "y")
+        }
+    }
+
+    #[test]
+    fn test_columns_are_matched_by_name_and_must_be_the_same_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = write(dir.path(), "train.csv", "a,b,y\n1,2,0\n3,4,1\n");
+        let reordered = write(dir.path(), "re.csv", "y,b,a\n5,20,10\n");
+        let (_, test) = load(&with_test(&train, &reordered), |p| p.to_path_buf(), 1).unwrap();
+        let mut x = [0.0; 2];
+        test.raw_features(0, &mut x);
+        assert_eq!(x, [10.0, 20.0], "columns follow the training file's order");
+        let renamed = write(dir.path(), "rn.csv", "a,c,y\n1,2,0\n");
+        let e = load(&with_test(&train, &renamed), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rn.csv: column `c` is not a column of the training file"),
+            "{e}"
+        );
+        let missing = write(dir.path(), "m.csv", "a,y\n1,0\n");
+        let e = load(&with_test(&train, &missing), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.csv: no column `b`, which the training file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn non_finite_cells_empty_files_and_duplicate_columns_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (cell, name) in [("nan", "nan.csv"), ("inf", "inf.csv"), ("-inf", "ninf.csv")] {
+            let p = write(dir.path(), name, &format!("a,y\n1,2\n3,4\n{cell},5\n"));
+            let e = load(&cfg(&p, "y"), |p| p.to_path_buf(), 1)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "{name}: line 4, column `a`: `{cell}` is not a finite"
+                )),
+                "{e}"
+            );
+        }
+        let empty = write(dir.path(), "e.csv", "");
+        let e = load(&cfg(&empty, "y"), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("e.csv: is empty; expected a header row"), "{e}");
+        let dup = write(dir.path(), "d.csv", "a,y,y\n1,0,0.5\n");
+        let e = load(&cfg(&dup, "y"), |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("d.csv: column `y` appears twice in the header (columns 2 and 3)"),
+            "{e}"
+        );
+        let ok = write(dir.path(), "ok.csv", "a,y\n1,0\n");
+        let mut twice = cfg(&ok, "y");
+        twice.target.push("y".into());
+        let e = load(&twice, |p| p.to_path_buf(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data.csv.target names `y` twice"), "{e}");
     }
 }

@@ -304,6 +304,9 @@ pub fn settle_classes(
         return Ok(None);
     };
     let classes = explicit.unwrap_or(a.max(b) as usize + 1);
+    if explicit.is_none() {
+        check_label_range(train, test, classes)?;
+    }
     for ds in [&*train, &*test] {
         if let TargetData::Classes { labels, .. } = &ds.targets {
             if let Some((i, l)) = labels.first_out_of_range(ds.len(), classes) {
@@ -325,6 +328,32 @@ pub fn settle_classes(
     train.set_classes(classes);
     test.set_classes(classes);
     Ok(Some(classes))
+}
+
+/// Without `data.classes`, the class count is one more than the largest label. A label far
+/// above the rest (more than twice as many classes as distinct labels, and more than 10)
+/// is almost always a stray value, and would silently build a network with mostly unused
+/// outputs: refused, with the fix.
+fn check_label_range(train: &Dataset, test: &Dataset, classes: usize) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for ds in [train, test] {
+        if let TargetData::Classes { labels, .. } = &ds.targets {
+            seen.extend((0..ds.len()).map(|i| labels.get(i)));
+        }
+    }
+    if classes > 10 && classes > 2 * seen.len() {
+        let top: Vec<String> = seen.iter().rev().take(3).map(u32::to_string).collect();
+        bail!(
+            "{}: the largest label is {}, so the network would have {classes} outputs, but only \
+             {} distinct labels occur (largest: {}); fix the stray labels, or set data.classes = \
+             {classes} if that many classes are meant",
+            train.name,
+            classes - 1,
+            seen.len(),
+            top.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A dataset of in-memory floats (generated or CSV data).

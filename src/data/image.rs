@@ -3,6 +3,23 @@
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
+/// What a file's first bytes say it is, when it is an image format other than PNG and
+/// JPEG (which `predict` reads): `Some("GIF")`.
+pub fn other_image_format(head: &[u8]) -> Option<&'static str> {
+    let known: [(&[u8], &str); 6] = [
+        (b"GIF8", "GIF"),
+        (b"BM", "BMP"),
+        (b"II*\0", "TIFF"),
+        (b"MM\0*", "TIFF"),
+        (b"RIFF", "WebP (or another RIFF)"),
+        (b"\0\0\x01\0", "ICO"),
+    ];
+    known
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|(_, name)| *name)
+}
+
 /// Whether to invert grey levels (MNIST digits are light on dark).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invert {
@@ -22,13 +39,25 @@ pub fn image_bytes(path: &Path, shape: &[usize], invert: Invert) -> Result<Vec<u
              pass an IDX file instead"
         ),
     };
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
+    let file = super::files::open_regular(path)
+        .map_err(|e| anyhow::anyhow!("cannot read image {}: {e}", path.display()))?;
+    let img = image::ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
         .with_context(|| format!("{}: not a readable PNG or JPEG image", path.display()))?
         .to_luma8();
+    // Upscaling a few pixels to the model's size invents the whole image.
+    let (min_w, min_h) = (w.div_ceil(4).max(2), h.div_ceil(4).max(2));
+    if (img.width() as usize) < min_w || (img.height() as usize) < min_h {
+        bail!(
+            "{}: the image is {}x{} pixels, too small for a model of {w}x{h} inputs (at least \
+             {min_w}x{min_h}); pass the image at its real size",
+            path.display(),
+            img.width(),
+            img.height()
+        );
+    }
     let (w32, h32) = (u32::try_from(w)?, u32::try_from(h)?);
     let small = image::imageops::resize(&img, w32, h32, image::imageops::FilterType::Triangle);
     let mut bytes = small.into_raw();

@@ -5,8 +5,10 @@
 pub mod batch;
 pub mod csv;
 pub mod dataset;
+pub mod files;
 pub mod idx;
 pub mod image;
+pub mod sigbus;
 pub mod source;
 pub mod synth;
 pub mod transform;

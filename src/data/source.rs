@@ -3,6 +3,7 @@
 
 use super::csv::{self, CsvConfig};
 use super::dataset::{settle_classes, Dataset};
+use super::files::{self, NotRegular};
 use super::idx::CachePolicy;
 use super::synth::{self, SineConfig, XorConfig};
 use crate::error::ShapeError;
@@ -17,7 +18,8 @@ pub const STANDARD_NAMES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// Finds `name` or `name.gz` in `dir`.
+/// Finds `name` or `name.gz` in `dir`. A candidate that exists but is not a regular file
+/// (a dangling link, a link loop, a FIFO) is named with what it is, not passed over.
 pub fn find_standard_file(dir: &Path, name: &str) -> Result<PathBuf> {
     if !dir.is_dir() {
         bail!(
@@ -27,17 +29,18 @@ pub fn find_standard_file(dir: &Path, name: &str) -> Result<PathBuf> {
     }
     let plain = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
-    if plain.is_file() {
-        Ok(plain)
-    } else if gz.exists() {
-        Ok(gz)
-    } else {
-        bail!(
-            "data folder {} has neither {name} nor {name}.gz (expected the four standard IDX files: {})",
-            dir.display(),
-            STANDARD_NAMES.join(", ")
-        )
+    for candidate in [&plain, &gz] {
+        match files::regular_metadata(candidate) {
+            Ok(_) => return Ok(candidate.clone()),
+            Err(NotRegular::Missing(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(why) => bail!("{}: {why}", candidate.display()),
+        }
     }
+    bail!(
+        "data folder {} has neither {name} nor {name}.gz (expected the four standard IDX files: {})",
+        dir.display(),
+        STANDARD_NAMES.join(", ")
+    )
 }
 
 /// Reads the IDX training and test pairs named by `paths` (train images, train labels, test

@@ -58,6 +58,58 @@ impl Architecture {
             .unwrap_or(0)
     }
 
+    /// Parameters, with overflow checked (`None`: past what a machine can address).
+    pub fn param_count(&self) -> Option<usize> {
+        self.layers
+            .iter()
+            .enumerate()
+            .try_fold(0usize, |acc, (l, layer)| {
+                let weights = self.layer_inputs(l).checked_mul(layer.outputs)?;
+                acc.checked_add(weights)?.checked_add(layer.outputs)
+            })
+    }
+
+    /// Bytes a training run holds: the parameters with `param_copies` copies of their size
+    /// (optimizer state, gradients, the epoch snapshot), and activations and deltas for
+    /// `rows` rows of every layer. An estimate for the budget check, not an exact count.
+    pub fn training_bytes(&self, param_copies: usize, rows: usize) -> Option<u128> {
+        let params = self.param_count()? as u128;
+        let widths: u128 = self.widths().iter().map(|&w| w as u128).sum();
+        let per_row = widths.checked_mul(3)?;
+        let values = params
+            .checked_mul(1 + param_copies as u128)?
+            .checked_add(per_row.checked_mul(rows as u128)?)?;
+        values.checked_mul(4)
+    }
+
+    /// What a checkpoint's or a config's architecture must satisfy before anything is
+    /// allocated from it.
+    pub fn check(&self) -> Result<(), String> {
+        if self.layers.is_empty() {
+            return Err("has no layers".into());
+        }
+        if let Some(l) = self.layers.iter().position(|l| l.outputs == 0) {
+            return Err(format!("layer {l} has 0 outputs"));
+        }
+        if self.inputs == 0 {
+            return Err("has 0 inputs".into());
+        }
+        let shape = self
+            .input_shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
+        if shape != Some(self.inputs) {
+            return Err(format!(
+                "input_shape {:?} does not hold {} inputs",
+                self.input_shape, self.inputs
+            ));
+        }
+        if self.param_count().is_none() {
+            return Err("layer sizes multiply past what this machine can address".into());
+        }
+        Ok(())
+    }
+
     /// `784-300-300-10` style.
     pub fn describe(&self) -> String {
         let widths: Vec<String> = self.widths().iter().map(usize::to_string).collect();

@@ -6,8 +6,10 @@
 //! whole RNG state, and a resumed run continues bit for bit.
 
 use crate::atomic;
+use crate::compute::memory;
 use crate::config::Loaded;
 use crate::data::InputScaling;
+use crate::model::architecture::tensor_layout;
 use crate::model::{Architecture, Network};
 use crate::optim::{Hyper, Optimizer};
 use crate::train::{EpochRecord, Observer, TrainState};
@@ -151,20 +153,41 @@ fn field<'a>(meta: &'a HashMap<String, String>, key: &str, path: &Path) -> Resul
         .ok_or_else(|| anyhow!("{}: checkpoint metadata has no `{key}`", path.display()))
 }
 
-fn read_f32(st: &SafeTensors, name: &str, len: usize, out: &mut [f32], path: &Path) -> Result<()> {
+/// Tensor `name` of the file, checked to be F32 of shape `dims` (before anything is
+/// allocated from the metadata's architecture).
+fn tensor<'a>(
+    st: &'a SafeTensors,
+    name: &str,
+    dims: &[usize],
+    path: &Path,
+) -> Result<TensorView<'a>> {
     let t = st
         .tensor(name)
         .map_err(|e| anyhow!("{}: tensor `{name}`: {e}", path.display()))?;
-    if t.dtype() != Dtype::F32 || t.data().len() != 4 * len {
+    if t.dtype() != Dtype::F32 || t.shape() != dims {
         bail!(
-            "{}: tensor `{name}` is {:?} {:?}, expected F32 with {len} values",
+            "{}: tensor `{name}` is {:?} of shape {:?}, expected F32 of shape {dims:?} (the \
+             architecture in its metadata)",
             path.display(),
             t.dtype(),
             t.shape()
         );
     }
-    for (o, b) in out.iter_mut().zip(t.data().chunks_exact(4)) {
+    Ok(t)
+}
+
+/// Copies a checked tensor into `out`, refusing NaN and infinities.
+fn read_f32(t: &TensorView, name: &str, out: &mut [f32], path: &Path) -> Result<()> {
+    for (i, (o, b)) in out.iter_mut().zip(t.data().chunks_exact(4)).enumerate() {
         *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if !o.is_finite() {
+            bail!(
+                "{}: tensor `{name}` holds {} at index {i}: the checkpoint is not a usable \
+                 model (was it saved after training diverged?)",
+                path.display(),
+                *o
+            );
+        }
     }
     Ok(())
 }
@@ -196,6 +219,8 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     };
     let arch: Architecture = serde_json::from_str(field(&meta, "architecture", path)?)
         .with_context(|| parse_err("architecture"))?;
+    arch.check()
+        .map_err(|e| anyhow!("{}: checkpoint metadata `architecture` {e}", path.display()))?;
     let scaling: InputScaling = serde_json::from_str(field(&meta, "input_scaling", path)?)
         .with_context(|| parse_err("input_scaling"))?;
     let opt: OptimizerMeta = serde_json::from_str(field(&meta, "optimizer", path)?)
@@ -208,20 +233,31 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{}: corrupt safetensors data: {e}", path.display()))?;
 
+    // Every tensor's shape is checked against the metadata before anything is allocated:
+    // the tensors exist in the file, so the allocation is bounded by its size.
+    let states = opt.hyper.kind.state_names();
+    let mut views = Vec::new();
+    for t in tensor_layout(&arch) {
+        let dims = shape(t.rows, t.cols);
+        let mut group = vec![(t.name.clone(), tensor(&st, &t.name, &dims, path)?)];
+        for name in states {
+            let key = format!("optimizer.{name}.{}", t.name);
+            group.push((key.clone(), tensor(&st, &key, &dims, path)?));
+        }
+        views.push((t, group));
+    }
+    memory::check(
+        &format!("{}: loading the checkpoint", path.display()),
+        arch.training_bytes(states.len(), 0),
+    )
+    .map_err(|e| anyhow!(e))?;
     let mut net = Network::zeros(arch);
     let mut optimizer = Optimizer::new(opt.hyper, &net.tensors);
     optimizer.steps = opt.steps;
-    for t in net.tensors.clone() {
-        read_f32(&st, &t.name, t.len(), &mut net.params[t.range()], path)?;
-        for (name, values) in opt
-            .hyper
-            .kind
-            .state_names()
-            .iter()
-            .zip(&mut optimizer.state)
-        {
-            let key = format!("optimizer.{name}.{}", t.name);
-            read_f32(&st, &key, t.len(), &mut values[t.range()], path)?;
+    for (t, group) in &views {
+        let mut targets = std::iter::once(&mut net.params).chain(optimizer.state.iter_mut());
+        for ((name, view), values) in group.iter().zip(&mut targets) {
+            read_f32(view, name, &mut values[t.range()], path)?;
         }
     }
     let config = match (meta.get("config"), meta.get("config_dir")) {

@@ -4,7 +4,7 @@
 use super::diagnosis;
 use crate::model::Score;
 use crate::train::{EpochRecord, Observer, TrainState};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -61,6 +61,11 @@ pub fn epoch_line(r: &EpochRecord, total_epochs: usize) -> String {
     line
 }
 
+/// Samples per second for the progress bar, whole: `36089/s`.
+pub fn rate(per_sec: f64) -> String {
+    format!("{per_sec:.0}/s")
+}
+
 /// The progress bar of the running epoch.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -84,9 +89,15 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(samples as u64), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "epoch {prefix} [{bar:28}] {pos}/{len} {msg} {per_sec} eta {eta}",
+            "epoch {prefix} [{bar:28}] {pos}/{len} {msg} {rate} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}", rate(state.per_sec()));
+            },
+        )
         .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(format!("{epoch}/{}", self.total_epochs));
@@ -179,6 +190,11 @@ impl Observer for Console {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_rates_are_whole_samples_per_second() {
+        assert_eq!(rate(36_089.481_3), "36089/s");
+    }
 
     #[test]
     fn epoch_line_shows_train_and_test_figures() {

@@ -37,9 +37,19 @@ pub fn write_json_lines(path: &Path, history: &[EpochRecord]) -> anyhow::Result<
 pub const CSV_HEADER: &str =
     "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,eval_seconds,samples_per_sec";
 
+/// A float as every file of a run prints it: serde_json's shortest round-trip form (the
+/// checkpoint's history, the JSON lines and the CSV agree digit for digit).
+pub fn num<T: serde::Serialize + std::fmt::Display + Copy>(v: T) -> String {
+    match serde_json::to_string(&v) {
+        // JSON has no NaN (it writes `null`); a CSV cell keeps the word.
+        Ok(text) if text != "null" => text,
+        _ => v.to_string(),
+    }
+}
+
 /// The whole history as CSV.
 pub fn write_csv(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let opt = |v: Option<f64>| v.map_or(String::new(), num);
     atomic::write_with(path, |out| {
         writeln!(out, "{CSV_HEADER}")?;
         for r in history {
@@ -47,16 +57,16 @@ pub fn write_csv(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
                 out,
                 "{},{},{},{},{},{},{},{},{},{},{}",
                 r.epoch,
-                r.lr,
-                r.train_loss,
+                num(r.lr),
+                num(r.train_loss),
                 opt(r.train_acc),
                 opt(r.val_loss),
                 opt(r.val_acc),
-                r.test_loss,
+                num(r.test_loss),
                 opt(r.test_acc),
-                r.seconds,
-                r.eval_seconds,
-                r.samples_per_sec
+                num(r.seconds),
+                num(r.eval_seconds),
+                num(r.samples_per_sec)
             )?;
         }
         Ok(())

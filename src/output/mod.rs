@@ -1,12 +1,14 @@
 //! Everything a run writes or shows: the console ([`console`]: progress, epoch lines,
 //! warnings) and what the probes mean ([`diagnosis`]), metrics files ([`metrics`]),
 //! learning-curve plots ([`plot`]), checkpoints ([`checkpoint`]) and regression fits
-//! ([`predictions`]). The per-epoch writers are [`crate::train::Observer`]s, so a new log
-//! format is one new observer.
+//! ([`predictions`]); [`plan`] checks every output path before a run writes any. The
+//! per-epoch writers are [`crate::train::Observer`]s, so a new log format is one new
+//! observer.
 
 pub mod checkpoint;
 pub mod console;
 pub mod diagnosis;
 pub mod metrics;
+pub mod plan;
 pub mod plot;
 pub mod predictions;

@@ -61,6 +61,7 @@ fn panel<DB: DrawingBackend>(
     y_label: &str,
     curves: &[Curve],
     epochs: usize,
+    legend: SeriesLabelPosition,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
@@ -80,6 +81,15 @@ fn panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(y_label)
+        // Epochs are whole: at most 10 labels, and none between two epochs.
+        .x_labels(epochs.clamp(2, 10))
+        .x_label_formatter(&|x| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .label_style((FONT, 15))
         .draw()
         .map_err(err)?;
@@ -106,7 +116,7 @@ fn panel<DB: DrawingBackend>(
         .label_font((FONT, 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .draw()
         .map_err(err)?;
     Ok(())
@@ -122,12 +132,17 @@ fn draw<DB: DrawingBackend>(
     let epochs = history.last().map_or(1, |r| r.epoch);
     let acc = curves(history, true);
     let loss = curves(history, false);
+    // Loss falls and accuracy rises to the right: each legend goes where its curves are not.
+    let (upper, lower) = (
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerRight,
+    );
     if acc.is_empty() {
-        panel(&root, "loss", "loss", &loss, epochs)?;
+        panel(&root, "loss", "loss", &loss, epochs, upper)?;
     } else {
         let (left, right) = root.split_horizontally(SIZE.0 / 2);
-        panel(&left, "loss", "loss", &loss, epochs)?;
-        panel(&right, "accuracy", "accuracy (%)", &acc, epochs)?;
+        panel(&left, "loss", "loss", &loss, epochs, upper)?;
+        panel(&right, "accuracy", "accuracy (%)", &acc, epochs, lower)?;
     }
     root.present().map_err(|e| e.to_string())
 }

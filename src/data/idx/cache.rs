@@ -1,19 +1,23 @@
 //! Decompressed caches of `.gz` IDX files.
 //!
 //! `train-images-idx3-ubyte.gz` is decompressed once into `train-images-idx3-ubyte.backprop-cache`
-//! beside it, which is then memory-mapped. A cache older than its `.gz`, or whose size disagrees
-//! with the gzip trailer, is rebuilt. When the data folder is read-only, the cache goes to the
-//! user's cache folder instead, under a name keyed by the source's path, size and mtime.
-//! Caches are written to a temporary name and renamed, so concurrent runs and killed runs
-//! never expose a half-written cache.
+//! beside it, which is then memory-mapped. A cache is keyed on content, not on times (which
+//! `cp -p`, `tar` and `rsync -a` carry over): it is used only if its length and CRC-32 equal
+//! the ISIZE and CRC-32 of the gzip trailer, checked on every open (a CRC over the cache
+//! runs at several GB/s). Anything else (a stale cache, overwritten bytes, a cache another
+//! user made unreadable) is rebuilt, or the per-user cache is used, and a note says so. When
+//! the data folder is read-only the cache goes to the user's cache folder, under a name keyed
+//! by the source's path, size and trailer. Caches are written to a temporary name and
+//! renamed, so concurrent runs and killed runs never expose a half-written cache; the
+//! temporaries of killed runs are removed by the next run.
 
 use super::error::{IdxError, IdxErrorKind};
 use crate::atomic;
+use crate::data::files;
 use flate2::read::MultiGzDecoder;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 pub const SUFFIX: &str = "backprop-cache";
 
@@ -40,27 +44,35 @@ impl CachePolicy {
 
 /// The path of an up-to-date decompressed copy of `gz`, building it if needed.
 pub fn decompressed(gz: &Path, policy: &CachePolicy) -> Result<PathBuf, IdxError> {
-    let meta = fs::metadata(gz).map_err(|e| IdxError::io(gz, e))?;
-    if meta.is_dir() {
-        return Err(IdxError::new(gz, IdxErrorKind::NotAFile));
-    }
-    let isize = gzip_trailer_size(gz)?;
+    let meta = files::regular_metadata(gz).map_err(|e| IdxError::not_regular(gz, e))?;
+    let trailer = gzip_trailer(gz)?;
     let stem = cache_stem(gz);
     let beside = gz.with_file_name(format!("{stem}.{SUFFIX}"));
-    let fallback = policy
-        .fallback_dir()
-        .map(|dir| dir.join(format!("{:016x}-{stem}.{SUFFIX}", source_key(gz, &meta))));
-
-    let candidates = std::iter::once(&beside).chain(fallback.as_ref());
-    if let Some(fresh) = candidates.into_iter().find(|c| is_fresh(c, &meta, isize)) {
-        return Ok(fresh.clone());
+    let fallback = policy.fallback_dir().map(|dir| {
+        dir.join(format!(
+            "{:016x}-{stem}.{SUFFIX}",
+            source_key(gz, &meta, trailer)
+        ))
+    });
+    for c in std::iter::once(&beside).chain(fallback.as_ref()) {
+        if let Some(dir) = c.parent() {
+            atomic::clean_stale(dir);
+        }
+        match verify(c, trailer) {
+            Ok(true) => return Ok(c.clone()),
+            Ok(false) => {}
+            Err(why) => note(&format!("cache {} {why}; rebuilding it", c.display())),
+        }
     }
     if folder_is_writable(&beside) {
         match write_cache(gz, &beside) {
             Err(IdxError {
                 kind: IdxErrorKind::Cache { source, .. },
                 ..
-            }) if is_permission_problem(&source) => {}
+            }) if is_permission_problem(&source) => note(&format!(
+                "cannot write the cache {} ({source}); using the per-user cache",
+                beside.display()
+            )),
             other => return other.map(|()| beside),
         }
     }
@@ -81,6 +93,48 @@ pub fn decompressed(gz: &Path, policy: &CachePolicy) -> Result<PathBuf, IdxError
     write_cache(gz, &fallback).map(|()| fallback)
 }
 
+/// Tells the user what the cache did (the data layer has no console of its own).
+fn note(message: &str) {
+    eprintln!("note: {message}");
+}
+
+/// The CRC-32 and ISIZE (length mod 2^32) of the gzip trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Trailer {
+    crc: u32,
+    isize: u32,
+}
+
+/// Whether `cache` holds exactly the data the trailer describes: `Ok(false)` when there is
+/// no cache, `Err` saying what is wrong with one that exists.
+fn verify(cache: &Path, trailer: Trailer) -> Result<bool, String> {
+    let mut file = match files::open_regular(cache) {
+        Ok(f) => f,
+        Err(files::NotRegular::Missing(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        Err(e) => return Err(format!("cannot be read ({e})")),
+    };
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    if (len & 0xFFFF_FFFF) != u64::from(trailer.isize) {
+        return Err("has the wrong length for its .gz".to_string());
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot be read ({e})")),
+        }
+    }
+    if hasher.finalize() != trailer.crc {
+        return Err("does not match its .gz (CRC-32 differs)".to_string());
+    }
+    Ok(true)
+}
+
 fn cache_stem(gz: &Path) -> String {
     let name = gz
         .file_name()
@@ -94,9 +148,9 @@ fn cache_stem(gz: &Path) -> String {
     }
 }
 
-/// ISIZE: the uncompressed length modulo 2^32, from the last four bytes of a gzip file.
-fn gzip_trailer_size(gz: &Path) -> Result<u32, IdxError> {
-    let mut file = File::open(gz).map_err(|e| IdxError::io(gz, e))?;
+/// The last eight bytes of a gzip file: CRC-32 and ISIZE of the uncompressed data.
+fn gzip_trailer(gz: &Path) -> Result<Trailer, IdxError> {
+    let mut file = files::open_regular(gz).map_err(|e| IdxError::not_regular(gz, e))?;
     let len = file.metadata().map_err(|e| IdxError::io(gz, e))?.len();
     if len < 18 {
         let msg = format!("{len} bytes, shorter than the smallest gzip file (18 bytes)");
@@ -105,22 +159,14 @@ fn gzip_trailer_size(gz: &Path) -> Result<u32, IdxError> {
             IdxErrorKind::Gzip(io::Error::new(io::ErrorKind::UnexpectedEof, msg)),
         ));
     }
-    let mut trailer = [0u8; 4];
-    file.seek(SeekFrom::End(-4))
-        .and_then(|_| file.read_exact(&mut trailer))
+    let mut t = [0u8; 8];
+    file.seek(SeekFrom::End(-8))
+        .and_then(|_| file.read_exact(&mut t))
         .map_err(|e| IdxError::io(gz, e))?;
-    Ok(u32::from_le_bytes(trailer))
-}
-
-fn is_fresh(cache: &Path, source: &Metadata, isize: u32) -> bool {
-    let Ok(meta) = fs::metadata(cache) else {
-        return false;
-    };
-    let newer = match (meta.modified(), source.modified()) {
-        (Ok(c), Ok(s)) => c >= s,
-        _ => false,
-    };
-    meta.is_file() && newer && (meta.len() & 0xFFFF_FFFF) == u64::from(isize)
+    Ok(Trailer {
+        crc: u32::from_le_bytes([t[0], t[1], t[2], t[3]]),
+        isize: u32::from_le_bytes([t[4], t[5], t[6], t[7]]),
+    })
 }
 
 fn folder_is_writable(file: &Path) -> bool {
@@ -151,7 +197,7 @@ fn cache_error(gz: &Path, target: &Path, source: io::Error) -> IdxError {
 }
 
 fn write_cache(gz: &Path, target: &Path) -> Result<(), IdxError> {
-    let file = File::open(gz).map_err(|e| IdxError::io(gz, e))?;
+    let file = files::open_regular(gz).map_err(|e| IdxError::not_regular(gz, e))?;
     let mut decoder = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
     let mut read_error = None;
     let written = atomic::write_with(target, |out| {
@@ -174,20 +220,16 @@ fn write_cache(gz: &Path, target: &Path) -> Result<(), IdxError> {
     written.map_err(|source| cache_error(gz, target, source))
 }
 
-/// FNV-1a over the source's canonical path, size and modification time.
-fn source_key(gz: &Path, meta: &Metadata) -> u64 {
+/// FNV-1a over the source's canonical path, size and gzip trailer (never its mtime).
+fn source_key(gz: &Path, meta: &Metadata, trailer: Trailer) -> u64 {
     let path = fs::canonicalize(gz).unwrap_or_else(|_| gz.to_path_buf());
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let path_bytes = path.to_string_lossy();
     let parts = [
         path_bytes.as_bytes(),
         &meta.len().to_le_bytes(),
-        &mtime.to_le_bytes(),
+        &trailer.crc.to_le_bytes(),
+        &trailer.isize.to_le_bytes(),
     ];
     for byte in parts.iter().flat_map(|p| p.iter()) {
         hash ^= u64::from(*byte);
@@ -232,6 +274,57 @@ mod tests {
             fs::read(decompressed(&gz, &policy).unwrap()).unwrap(),
             b"other"
         );
+    }
+
+    #[test]
+    fn cache_is_keyed_on_content_not_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("z-idx1-ubyte.gz");
+        let policy = CachePolicy::in_dir(dir.path().join("user-cache"));
+        fs::write(&gz, gzip(b"first data")).unwrap();
+        let cache = decompressed(&gz, &policy).unwrap();
+        // A replacement with an older mtime (as `cp -p` leaves it): still rebuilt.
+        fs::write(&gz, gzip(b"other data")).unwrap();
+        let old = fs::File::options().write(true).open(&gz).unwrap();
+        old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            .unwrap();
+        drop(old);
+        assert_eq!(
+            fs::read(decompressed(&gz, &policy).unwrap()).unwrap(),
+            b"other data"
+        );
+        // Bytes overwritten in place, same length, newer mtime: caught by the CRC.
+        fs::write(&cache, b"XXXXX data").unwrap();
+        assert_eq!(
+            fs::read(decompressed(&gz, &policy).unwrap()).unwrap(),
+            b"other data"
+        );
+    }
+
+    #[test]
+    fn a_fifo_named_gz_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p-idx1-ubyte.gz");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = decompressed(&fifo, &CachePolicy::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stale_cache_temporaries_of_killed_runs_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("w-idx1-ubyte.gz");
+        fs::write(&gz, gzip(b"payload")).unwrap();
+        let orphan = dir.path().join(".backprop-4194305-AbCdEf.tmp");
+        fs::write(&orphan, vec![0u8; 1000]).unwrap();
+        decompressed(&gz, &CachePolicy::in_dir(dir.path().join("u"))).unwrap();
+        assert!(!orphan.exists());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub const UNSIGNED_BYTE: u8 = 0x08;
 pub enum IdxErrorKind {
     Io(io::Error),
     NotAFile,
+    /// A FIFO, a device, a dangling link...: the reason, as text.
+    NotRegular(String),
     Empty,
     TooShort {
         len: usize,
@@ -67,6 +69,17 @@ impl IdxError {
     pub fn io(path: &Path, err: io::Error) -> Self {
         Self::new(path, IdxErrorKind::Io(err))
     }
+
+    /// A path that is not a regular file (or cannot be opened as one).
+    pub fn not_regular(path: &Path, why: crate::data::files::NotRegular) -> Self {
+        use crate::data::files::NotRegular as N;
+        let kind = match why {
+            N::Missing(e) | N::Io(e) => IdxErrorKind::Io(e),
+            N::Directory => IdxErrorKind::NotAFile,
+            other => IdxErrorKind::NotRegular(other.to_string()),
+        };
+        Self::new(path, kind)
+    }
 }
 
 fn type_list() -> String {
@@ -90,6 +103,7 @@ impl fmt::Display for IdxErrorKind {
         match self {
             Io(e) => write!(f, "cannot read: {e}"),
             NotAFile => write!(f, "is a directory, expected an IDX file"),
+            NotRegular(why) => write!(f, "{why}; expected an IDX file"),
             Empty => write!(
                 f,
                 "is empty; expected an IDX file (magic 00 00, type byte, rank byte, sizes, data)"
@@ -161,11 +175,6 @@ impl fmt::Display for IdxError {
 }
 
 impl std::error::Error for IdxError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            IdxErrorKind::Io(e) | IdxErrorKind::Gzip(e) => Some(e),
-            IdxErrorKind::Cache { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+    // No `source`: the Display above already ends with the OS's reason, and a source
+    // would print it a second time in `{:#}` chains.
 }

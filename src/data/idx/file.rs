@@ -4,8 +4,9 @@
 use super::cache::{self, CachePolicy};
 use super::error::{IdxError, IdxErrorKind};
 use super::format::{parse, Header};
+use crate::data::files;
+use crate::data::sigbus;
 use memmap2::Mmap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// A memory-mapped, validated IDX file of unsigned bytes.
@@ -34,17 +35,16 @@ impl IdxFile {
 
     /// Maps and validates an uncompressed IDX file.
     pub fn map_plain(path: &Path) -> Result<Self, IdxError> {
-        let meta = std::fs::metadata(path).map_err(|e| IdxError::io(path, e))?;
-        if meta.is_dir() {
-            return Err(IdxError::new(path, IdxErrorKind::NotAFile));
-        }
+        let file = files::open_regular(path).map_err(|e| IdxError::not_regular(path, e))?;
+        let meta = file.metadata().map_err(|e| IdxError::io(path, e))?;
         if meta.len() == 0 {
             // Mapping an empty file fails with an unhelpful EINVAL.
             return Err(IdxError::new(path, IdxErrorKind::Empty));
         }
-        let file = File::open(path).map_err(|e| IdxError::io(path, e))?;
-        // SAFETY: the map is read-only; the files we map are replaced by rename, never
-        // truncated in place, so the mapping stays valid for the life of the process.
+        sigbus::watch(path);
+        // SAFETY: the map is read-only. Our caches are replaced by rename, never truncated
+        // in place; a user's file truncated while mapped raises SIGBUS on the next read,
+        // which `sigbus` turns into a message naming the mapped files and exit status 1.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| IdxError::io(path, e))?;
         let header = parse(&map).map_err(|kind| IdxError::new(path, kind))?;
         Ok(IdxFile {
