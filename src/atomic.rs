@@ -1,6 +1,7 @@
 //! Files written whole or not at all: a temporary file in the target's folder, synced, then
 //! renamed over the target. A crash (even `kill -9`) leaves either the old file or the new
-//! one, never half of either.
+//! one, never half of either. The file gets the permissions a plain create would (0666 less
+//! the umask), not the private 0600 of a temporary file.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -15,10 +16,12 @@ where
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".backprop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".backprop-").suffix(".tmp");
+    // The kernel applies the umask to the mode given at creation, as for any new file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
     {
         let mut out = io::BufWriter::new(tmp.as_file_mut());
         fill(&mut out)?;
