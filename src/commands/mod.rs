@@ -3,15 +3,15 @@
 
 pub mod bench;
 pub mod eval;
-pub mod experiment;
+// Moved below the commands so the library API shares it; the old path stays.
+pub use crate::api::experiment;
 pub mod gradcheck;
 pub mod interrupt;
 pub mod predict;
 pub mod train;
 
+use crate::api::experiment::thread_pool;
 use crate::cli::{Cli, Command};
-use crate::compute::blas;
-use anyhow::{Context, Result};
 
 /// Exit statuses beyond 0 (success), 1 (error) and 2 (usage).
 pub mod exit {
@@ -49,13 +49,4 @@ fn build_profile() -> &'static str {
     } else {
         "release"
     }
-}
-
-/// Sets BLAS threads and builds the rayon pool: one count for both, never more.
-fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    blas::set_threads(threads);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("cannot start worker threads")
 }

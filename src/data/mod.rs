@@ -6,6 +6,7 @@ pub mod batch;
 pub mod csv;
 pub mod dataset;
 pub mod idx;
+#[cfg(feature = "cli")]
 pub mod image;
 pub mod source;
 pub mod synth;

@@ -5,8 +5,10 @@
 //! format is one new observer.
 
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod console;
 pub mod diagnosis;
 pub mod metrics;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod predictions;
