@@ -337,6 +337,7 @@ fn every_subcommand_documents_its_options_with_defaults() {
             ][..],
         ),
         ("bench", &["--floor-repeats", "[default: 3]", "--json"][..]),
+        ("export", &["--model", "--onnx"][..]),
     ] {
         let out = common::run(&[sub, "--help"]);
         let text = common::stdout(&out);

@@ -1,5 +1,5 @@
 //! [`Model`]: a trained network with the input transform it was trained with and its
-//! history; predicts, evaluates, saves and loads.
+//! history; predicts, evaluates, saves, loads and exports.
 
 use super::builder::{array_dataset, ArrayTargets};
 use crate::config::Loaded;
@@ -8,6 +8,7 @@ use crate::error::ShapeError;
 use crate::model::loss::predicted_class;
 use crate::model::{Activations, Loss, Network};
 use crate::output::checkpoint;
+use crate::output::onnx::{self, InputKind};
 use crate::train::{EpochRecord, Evaluator, Subset, TrainState};
 use anyhow::{bail, Result};
 use ndarray::{Array2, ArrayView2};
@@ -195,6 +196,11 @@ impl Model {
             None => None,
         };
         Ok(Model::new(ck.state, ck.scaling, ck.seed, config))
+    }
+
+    /// The model as an ONNX graph taking raw `input` (see [`crate::output::onnx`]).
+    pub fn to_onnx(&self, input: InputKind) -> Result<Vec<u8>> {
+        onnx::export(&self.state.net, &self.scaling, input)
     }
 
     fn check_width(&self, what: &str, found: usize) -> Result<()> {

@@ -1,10 +1,12 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`]; [`experiment`] assembles a run from a config for all of them.
+//! [`gradcheck`], [`bench`], [`export`]; [`experiment`] assembles a run from a config for
+//! all of them.
 
 pub mod bench;
 pub mod eval;
 // Moved below the commands so the library API shares it; the old path stays.
 pub use crate::api::experiment;
+pub mod export;
 pub mod gradcheck;
 pub mod interrupt;
 pub mod predict;
@@ -33,6 +35,7 @@ pub fn main() -> i32 {
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Bench(args)) => bench::run(&args, interrupt),
+        Some(Command::Export(args)) => export::run(&args),
     };
     match result {
         Ok(status) => status,

@@ -61,6 +61,13 @@ pub struct DataConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl DataConfig {
+    /// Whether the source is IDX files (byte features), as opposed to floats.
+    pub fn is_idx(&self) -> bool {
+        self.dir.is_some() || self.train_images.is_some()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Scale {

@@ -1,14 +1,16 @@
 //! Everything a run writes or shows: the console ([`console`]: progress, epoch lines,
 //! warnings) and what the probes mean ([`diagnosis`]), metrics files ([`metrics`]),
-//! learning-curve plots ([`plot`]), checkpoints ([`checkpoint`]) and regression fits
-//! ([`predictions`]). The per-epoch writers are [`crate::train::Observer`]s, so a new log
-//! format is one new observer.
+//! learning-curve plots ([`plot`]), checkpoints ([`checkpoint`]), regression fits
+//! ([`predictions`]) and ONNX models ([`onnx`]).
+//! The per-epoch writers are [`crate::train::Observer`]s, so a new log format is one new
+//! observer.
 
 pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod console;
 pub mod diagnosis;
 pub mod metrics;
+pub mod onnx;
 #[cfg(feature = "cli")]
 pub mod plot;
 pub mod predictions;
