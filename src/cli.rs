@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Learning curves (.png or .svg).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// TensorBoard event files (loss, accuracy, lr per epoch; the config as text) in a run
+    /// folder under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
     /// Write a checkpoint (safetensors) at the end, and every checkpoint_every epochs.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -179,6 +183,7 @@ impl TrainArgs {
             csv: self.csv_out.clone(),
             plot: self.plot.clone(),
             save: self.save.clone(),
+            tensorboard: self.tensorboard.clone(),
             diagnostics: self.diagnostics,
         }
     }

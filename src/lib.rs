@@ -12,8 +12,8 @@
 //!   rules, probes, evaluation passes;
 //! - [`config`]: the TOML schema over the domain types, its checks and overrides;
 //! - [`eval`]: reports, predictions, the gradient check, the benchmark floor;
-//! - [`output`]: console, metrics files, plots, checkpoints (observers of the loop), ONNX
-//!   export;
+//! - [`output`]: console, metrics files, plots, checkpoints, TensorBoard logs (observers of
+//!   the loop), ONNX export;
 //! - [`api`]: the library's front door, [`MlpBuilder`] and the trained [`Model`], and the run
 //!   setup the command line shares;
 //! - `commands` on top, with `cli` holding only the command line's definitions (both behind

@@ -1,5 +1,5 @@
-//! What leaves backprop for other tools: ONNX models run by onnxruntime (from
-//! `target/venv`, made by `.ci/run`).
+//! What leaves backprop for other tools: ONNX models run by onnxruntime, TensorBoard event
+//! files read by TensorBoard's own reader (both from `target/venv`, made by `.ci/run`).
 
 mod common;
 
@@ -218,4 +218,127 @@ fn exporting_a_file_that_is_not_a_checkpoint_names_it() {
         "{err}"
     );
     assert!(!onnx.exists());
+}
+
+/// Scalars as (tag, step, f32 bits), so that equality is exact and sortable.
+type Scalar = (String, i64, u32);
+
+fn read_run(run: &Path) -> Value {
+    let out = Command::new(common::python())
+        .arg(common::repo().join("scripts/read_tensorboard.py"))
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn scalars(run: &Value) -> Vec<Scalar> {
+    let mut s: Vec<Scalar> = run["scalars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let value = v[2].as_f64().unwrap() as f32;
+            (
+                v[0].as_str().unwrap().to_string(),
+                v[1].as_i64().unwrap(),
+                value.to_bits(),
+            )
+        })
+        .collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn tensorboard_logs_read_back_with_tensorboards_reader() {
+    if !python_has("tensorboard") {
+        return common::missing_prerequisite("Python with tensorboard (.ci/run makes target/venv)");
+    }
+    let _guard = common::training_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for sub in ["data", "cfg"] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+    }
+    common::write_band_dataset(&d.join("data"), 8, 4, 400, 100);
+    let text = format!(
+        "seed = 9\n[data]\ndir = \"{}\"\nvalidation_split = 0.2\n[model]\nhidden = [16]\n\
+         [train]\nepochs = 3\nbatch_size = 50\n[optimizer]\nkind = \"adam\"\nlr = 0.01\n\
+         [schedule]\nkind = \"cosine\"\n[output]\ntensorboard = \"tb\"\n",
+        d.join("data").display()
+    );
+    let config = common::write_config(&d.join("cfg"), "bands.toml", &text);
+    let train = |extra: &[&str]| {
+        let out = common::backprop()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--quiet",
+                "--threads",
+                "2",
+            ])
+            .args(extra)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    train(&["--metrics-out", "m.jsonl"]);
+    // The config's folder, not the working directory, is where `tb` lives.
+    assert!(!d.join("tb").exists());
+    let run = read_run(&d.join("cfg/tb/bands"));
+
+    let mut expected: Vec<Scalar> = Vec::new();
+    for line in std::fs::read_to_string(d.join("m.jsonl")).unwrap().lines() {
+        let r: backprop::train::EpochRecord = serde_json::from_str(line).unwrap();
+        let step = r.epoch as i64;
+        for (tag, v) in [
+            ("loss/train", r.train_loss),
+            ("accuracy/train", r.train_acc.unwrap()),
+            ("loss/validation", r.val_loss.unwrap()),
+            ("accuracy/validation", r.val_acc.unwrap()),
+            ("loss/test", r.test_loss),
+            ("accuracy/test", r.test_acc.unwrap()),
+            ("lr", f64::from(r.lr)),
+        ] {
+            expected.push((tag.to_string(), step, (v as f32).to_bits()));
+        }
+    }
+    expected.sort();
+    assert_eq!(expected.len(), 21);
+    assert_eq!(scalars(&run), expected);
+    // The cosine schedule shows: the lr falls epoch by epoch.
+    let lrs: Vec<u32> = expected
+        .iter()
+        .filter(|s| s.0 == "lr")
+        .map(|s| s.2)
+        .collect();
+    assert!(f32::from_bits(lrs[0]) > f32::from_bits(lrs[2]), "{lrs:?}");
+
+    assert_eq!(run["plugins"]["config"], "text", "{run}");
+    let texts = run["texts"].as_array().unwrap();
+    assert_eq!(texts.len(), 1, "{run}");
+    assert_eq!(
+        (&texts[0][0], &texts[0][1]),
+        (&Value::from("config"), &Value::from(0))
+    );
+    let shown = texts[0][2].as_str().unwrap();
+    let toml = shown
+        .strip_prefix("```toml\n")
+        .and_then(|t| t.strip_suffix("```\n"))
+        .unwrap_or_else(|| panic!("not a TOML code block: {shown}"));
+    let logged = backprop::config::parse(toml).unwrap();
+    assert_eq!(
+        (logged.seed, logged.model.hidden.as_slice()),
+        (9, &[16][..])
+    );
+    assert!(logged.output.tensorboard.unwrap().ends_with("cfg/tb"));
+
+    // The flag, and a second run into a taken name: a run folder of its own.
+    train(&["--tensorboard", "flag", "--epochs", "2"]);
+    train(&["--tensorboard", "flag", "--epochs", "1"]);
+    assert_eq!(scalars(&read_run(&d.join("flag/bands"))).len(), 14);
+    assert_eq!(scalars(&read_run(&d.join("flag/bands-2"))).len(), 7);
 }

@@ -321,6 +321,7 @@ fn every_subcommand_documents_its_options_with_defaults() {
                 "--plot",
                 "--save",
                 "--resume",
+                "--tensorboard",
                 "--quiet",
             ][..],
         ),

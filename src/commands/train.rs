@@ -7,6 +7,7 @@ use crate::compute::blas;
 use crate::config::{self, Loaded};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
 use crate::output::console::{self, Console};
+use crate::output::tensorboard::TensorBoard;
 use crate::output::{metrics, plot, predictions};
 use crate::train::{Observer, Observers, StopReason, TrainState};
 use anyhow::{bail, Context, Result};
@@ -114,7 +115,7 @@ pub(super) fn load_for_training(args: &TrainArgs) -> Result<(Loaded, Option<Chec
 }
 
 /// The observers of a training run: the console, then each file the config asks for.
-fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Observers<'a> {
+fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Result<Observers<'a>> {
     let out = &exp.loaded.config.output;
     let mut list: Vec<Box<dyn Observer + Send + 'a>> =
         vec![Box::new(Console::new(quiet, total_epochs, out.diagnostics))];
@@ -133,7 +134,17 @@ fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Obser
             loaded: exp.loaded.clone(),
         }));
     }
-    Observers(list)
+    if let Some(dir) = &out.tensorboard {
+        let loaded = &exp.loaded;
+        let run = loaded
+            .path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let config = toml::to_string(&loaded.config)?;
+        list.push(Box::new(TensorBoard::create(dir, &run, &config)?));
+    }
+    Ok(Observers(list))
 }
 
 pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
@@ -156,7 +167,7 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
             console::warn(&advice);
         }
     }
-    let mut observers = observers(&exp, args.quiet, trainer.rules.epochs);
+    let mut observers = observers(&exp, args.quiet, trainer.rules.epochs)?;
     let reason = pool.install(|| trainer.fit(exp.sets(), &mut observers, interrupt));
     observers.run_end();
     let reason = reason?;

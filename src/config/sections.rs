@@ -241,6 +241,8 @@ pub struct OutputConfig {
     pub checkpoint_every: Option<usize>,
     /// Regression: CSV of input, target and prediction over the test set.
     pub predictions: Option<PathBuf>,
+    /// TensorBoard log folder: each run writes its event file into a run folder inside it.
+    pub tensorboard: Option<PathBuf>,
     /// Print per-epoch diagnostics (dead units, saturation, update ratios).
     #[serde(default)]
     pub diagnostics: bool,

@@ -1,7 +1,7 @@
 //! Everything a run writes or shows: the console ([`console`]: progress, epoch lines,
 //! warnings) and what the probes mean ([`diagnosis`]), metrics files ([`metrics`]),
 //! learning-curve plots ([`plot`]), checkpoints ([`checkpoint`]), regression fits
-//! ([`predictions`]) and ONNX models ([`onnx`]).
+//! ([`predictions`]), TensorBoard event files ([`tensorboard`]) and ONNX models ([`onnx`]).
 //! The per-epoch writers are [`crate::train::Observer`]s, so a new log format is one new
 //! observer.
 
@@ -14,3 +14,4 @@ pub mod onnx;
 #[cfg(feature = "cli")]
 pub mod plot;
 pub mod predictions;
+pub mod tensorboard;
