@@ -1,7 +1,8 @@
 //! Files written whole or not at all: a temporary file in the target's folder, synced, then
 //! renamed over the target. A crash (even `kill -9`) leaves either the old file or the new
-//! one, never half of either. Temporary names carry the writer's pid
-//! (`.backprop-<pid>-XXXXXX.tmp`), so [`clean_stale`] can remove those of dead runs.
+//! one, never half of either. The file gets the permissions a plain create would (0666 less
+//! the umask), not the private 0600 of a temporary file. Temporary names carry the writer's
+//! pid (`.backprop-<pid>-XXXXXX.tmp`), so [`clean_stale`] can remove those of dead runs.
 
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,6 @@
 //! The command line's definitions (clap): `backprop --config FILE` trains; `eval`,
-//! `predict`, `gradcheck` and `bench` are subcommands. Paths given here are relative to the
-//! working directory. What each command does is in `commands`.
+//! `predict`, `gradcheck`, `bench` and `export` are subcommands. Paths given here are
+//! relative to the working directory. What each command does is in `commands`.
 
 use crate::config::Overrides;
 pub use crate::data::image::Invert;
@@ -93,6 +93,10 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
     /// Measure a config: seconds per training epoch and the products floor of the same epoch.
     Bench(BenchArgs),
+    /// Write a checkpoint's network as an ONNX model (opset 17) that takes the raw input the
+    /// training data held (bytes for IDX images) and returns class probabilities (or the
+    /// regression output).
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -131,6 +135,10 @@ pub struct TrainArgs {
     /// Learning curves (.png or .svg).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// TensorBoard event files (loss, accuracy, lr per epoch; the config as text) in a run
+    /// folder under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
     /// Write a checkpoint (safetensors) at the end, and every checkpoint_every epochs.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
@@ -173,6 +181,16 @@ pub struct PredictArgs {
     /// Regression models: write x, target and prediction over the test set as CSV.
     #[arg(long, value_name = "FILE")]
     pub csv_out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint written by --save.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The ONNX file to write.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -221,6 +239,7 @@ impl TrainArgs {
             csv: self.csv_out.clone(),
             plot: self.plot.clone(),
             save: self.save.clone(),
+            tensorboard: self.tensorboard.clone(),
             diagnostics: self.diagnostics,
         }
     }

@@ -12,14 +12,41 @@
 //!   rules, probes, evaluation passes;
 //! - [`config`]: the TOML schema over the domain types, its checks and overrides;
 //! - [`eval`]: reports, predictions, the gradient check, the benchmark floor;
-//! - [`output`]: console, metrics files, plots, checkpoints, as observers of the loop;
-//! - [`commands`] on top, with [`cli`] holding only the command line's definitions.
+//! - [`output`]: console, metrics files, plots, checkpoints, TensorBoard logs (observers of
+//!   the loop), ONNX export;
+//! - [`api`]: the library's front door, [`MlpBuilder`] and the trained [`Model`], and the run
+//!   setup the command line shares;
+//! - `commands` on top, with `cli` holding only the command line's definitions (both behind
+//!   the default `cli` feature).
+//!
+//! ```
+//! use backprop::{MlpBuilder, OptimizerKind};
+//! use ndarray::Array2;
+//!
+//! // Is a point above the diagonal? Two classes, learned from 200 points.
+//! let x = Array2::from_shape_fn((200, 2), |(i, j)| ((i * 7 + j * 13) % 20) as f32 / 20.0);
+//! let y: Vec<u32> = x.rows().into_iter().map(|r| u32::from(r[1] > r[0])).collect();
+//! let model = MlpBuilder::new()
+//!     .hidden([16])
+//!     .optimizer(OptimizerKind::Adam)
+//!     .lr(0.02)
+//!     .epochs(60)
+//!     .batch_size(20)
+//!     .threads(1)
+//!     .fit_arrays(x.view(), &y)?;
+//! let accuracy = model.history().last().unwrap().test_acc.unwrap();
+//! assert!(accuracy > 0.9, "{accuracy}");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 // Links OpenBLAS (its `system` build, found with pkg-config).
 extern crate blas_src;
 
+pub mod api;
 pub mod atomic;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod compute;
 pub mod config;
@@ -30,3 +57,7 @@ pub mod model;
 pub mod optim;
 pub mod output;
 pub mod train;
+
+pub use api::{ArrayTargets, Evaluation, MlpBuilder, Model};
+pub use model::{Activation, Loss};
+pub use optim::OptimizerKind;

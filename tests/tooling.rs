@@ -321,6 +321,7 @@ fn every_subcommand_documents_its_options_with_defaults() {
                 "--plot",
                 "--save",
                 "--resume",
+                "--tensorboard",
                 "--quiet",
             ][..],
         ),
@@ -337,12 +338,48 @@ fn every_subcommand_documents_its_options_with_defaults() {
             ][..],
         ),
         ("bench", &["--floor-repeats", "[default: 3]", "--json"][..]),
+        ("export", &["--model", "--onnx"][..]),
     ] {
         let out = common::run(&[sub, "--help"]);
         let text = common::stdout(&out);
         assert!(out.status.success());
         for n in needles {
             assert!(text.contains(n), "{sub} --help lacks {n}: {text}");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn output_files_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = common::repo().join("configs/xor.toml");
+    for (umask, mode) in [("022", 0o644), ("077", 0o600)] {
+        let dir = tempfile::tempdir().unwrap();
+        // The umask is per process: set it in a shell that then becomes the binary.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_backprop"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--epochs",
+                "3",
+                "--quiet",
+            ])
+            .args(["--metrics-out", "m.jsonl", "--csv-out", "m.csv"])
+            .args(["--save", "ck.safetensors"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        for name in ["m.jsonl", "m.csv", "ck.safetensors"] {
+            let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                mode,
+                "{name} under umask {umask}"
+            );
         }
     }
 }

@@ -1,17 +1,19 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`]; [`experiment`] assembles a run from a config for all of them.
+//! [`gradcheck`], [`bench`], [`export`]; [`experiment`] assembles a run from a config for
+//! all of them.
 
 pub mod bench;
 pub mod eval;
-pub mod experiment;
+// Moved below the commands so the library API shares it; the old path stays.
+pub use crate::api::experiment;
+pub mod export;
 pub mod gradcheck;
 pub mod interrupt;
 pub mod predict;
 pub mod train;
 
 use crate::cli::{Cli, Command, TrainArgs};
-use crate::compute::blas;
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 /// Exit statuses beyond 0 (success), 1 (error) and 2 (usage).
 pub mod exit {
@@ -44,6 +46,7 @@ pub fn main() -> i32 {
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Bench(args)) => bench::run(&args, interrupt),
+        Some(Command::Export(args)) => export::run(&args),
     };
     match result {
         Ok(status) => status,
@@ -75,7 +78,8 @@ fn build_profile() -> &'static str {
     }
 }
 
-/// Sets BLAS threads and builds the rayon pool: one count for both, never more.
+/// The run's thread pool (see [`crate::api::experiment::thread_pool`]), with a warning when
+/// it has more threads than the machine.
 fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     let hardware = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > hardware {
@@ -84,9 +88,5 @@ fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
              runs slower than with {hardware}"
         ));
     }
-    blas::set_threads(threads);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("cannot start worker threads")
+    crate::api::experiment::thread_pool(threads)
 }

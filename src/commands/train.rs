@@ -8,6 +8,7 @@ use crate::config::{self, Loaded};
 use crate::data::{standard_paths, Source};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
 use crate::output::console::{self, Console};
+use crate::output::tensorboard::TensorBoard;
 use crate::output::{metrics, plan, plot, predictions};
 use crate::train::{Observer, Observers, StopReason, TrainState};
 use anyhow::{bail, Context, Result};
@@ -123,20 +124,28 @@ pub(super) fn load_for_training(args: &TrainArgs) -> Result<(Loaded, Option<Chec
 /// checkpoint itself): a resumed run writes only where this command line says.
 fn forget_outputs(loaded: &mut Loaded, checkpoint: &Path) {
     let o = &mut loaded.config.output;
-    let old: Vec<String> = [&o.metrics, &o.csv, &o.plot, &o.save, &o.predictions]
-        .into_iter()
-        .flatten()
-        .map(|p| p.display().to_string())
-        .collect();
+    let old: Vec<String> = [
+        &o.metrics,
+        &o.csv,
+        &o.plot,
+        &o.save,
+        &o.predictions,
+        &o.tensorboard,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| p.display().to_string())
+    .collect();
     if !old.is_empty() {
         console::warn(&format!(
             "the config stored in {} wrote to {}; a resumed run writes only to the files this \
-             command line names (--save, --metrics-out, --csv-out, --plot)",
+             command line names (--save, --metrics-out, --csv-out, --plot, --tensorboard)",
             checkpoint.display(),
             old.join(", ")
         ));
     }
     (o.metrics, o.csv, o.plot, o.save, o.predictions) = (None, None, None, None, None);
+    o.tensorboard = None;
 }
 
 /// Every path this run writes, with the flag or key that named it.
@@ -214,7 +223,7 @@ fn planned_inputs(args: &TrainArgs, loaded: &Loaded) -> Vec<plan::Input> {
 }
 
 /// The observers of a training run: the console, then each file the config asks for.
-fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Observers<'a> {
+fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Result<Observers<'a>> {
     let out = &exp.loaded.config.output;
     let mut list: Vec<Box<dyn Observer + Send + 'a>> =
         vec![Box::new(Console::new(quiet, total_epochs, out.diagnostics))];
@@ -233,7 +242,17 @@ fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Obser
             loaded: exp.loaded.clone(),
         }));
     }
-    Observers(list)
+    if let Some(dir) = &out.tensorboard {
+        let loaded = &exp.loaded;
+        let run = loaded
+            .path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let config = toml::to_string(&loaded.config)?;
+        list.push(Box::new(TensorBoard::create(dir, &run, &config)?));
+    }
+    Ok(Observers(list))
 }
 
 pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
@@ -267,7 +286,7 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
             console::warn(&advice);
         }
     }
-    let mut observers = observers(&exp, args.quiet, trainer.rules.epochs);
+    let mut observers = observers(&exp, args.quiet, trainer.rules.epochs)?;
     let reason = pool.install(|| trainer.fit(exp.sets(), &mut observers, interrupt));
     observers.run_end();
     match reason {

@@ -45,6 +45,7 @@ impl Loaded {
             &mut o.plot,
             &mut o.save,
             &mut o.predictions,
+            &mut o.tensorboard,
         ]
         .into_iter()
         .flatten()

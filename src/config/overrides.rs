@@ -18,6 +18,7 @@ pub struct Overrides {
     pub csv: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub save: Option<PathBuf>,
+    pub tensorboard: Option<PathBuf>,
     pub diagnostics: bool,
 }
 
@@ -67,6 +68,7 @@ impl Overrides {
             (&self.csv, &mut o.csv),
             (&self.plot, &mut o.plot),
             (&self.save, &mut o.save),
+            (&self.tensorboard, &mut o.tensorboard),
         ] {
             if let Some(p) = flag {
                 *field = Some(absolute(p));

@@ -62,6 +62,13 @@ pub struct DataConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl DataConfig {
+    /// Whether the source is IDX files (byte features), as opposed to floats.
+    pub fn is_idx(&self) -> bool {
+        self.dir.is_some() || self.train_images.is_some()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Scale {
@@ -239,6 +246,8 @@ pub struct OutputConfig {
     pub checkpoint_every: Option<usize>,
     /// Regression: CSV of input, target and prediction over the test set.
     pub predictions: Option<PathBuf>,
+    /// TensorBoard log folder: each run writes its event file into a run folder inside it.
+    pub tensorboard: Option<PathBuf>,
     /// Print per-epoch diagnostics (dead units, saturation, update ratios).
     #[serde(default)]
     pub diagnostics: bool,

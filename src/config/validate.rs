@@ -40,6 +40,13 @@ impl Config {
             "data",
             "explicit IDX paths need all four of train_images, train_labels, test_images, test_labels",
         )?;
+        self.validate_settings()
+    }
+
+    /// Every check but that of the source's presence: for data given in memory (the library
+    /// API's arrays).
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
         check(
             (0.0..1.0).contains(&d.validation_split),
             "data.validation_split",

@@ -7,6 +7,7 @@ pub mod csv;
 pub mod dataset;
 pub mod files;
 pub mod idx;
+#[cfg(feature = "cli")]
 pub mod image;
 pub mod sigbus;
 pub mod source;

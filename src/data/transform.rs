@@ -56,6 +56,16 @@ impl InputTransform {
         self.add
     }
 
+    /// `(mul, add)` of the byte path: an input is `byte * mul + add` (for exporters).
+    pub fn byte_coefficients(&self) -> (f32, f32) {
+        (self.byte_mul, self.add)
+    }
+
+    /// `(mul, add)` of the float path: an input is `value * mul + add`.
+    pub fn float_coefficients(&self) -> (f32, f32) {
+        (self.float_mul, self.add)
+    }
+
     #[inline]
     pub fn bytes(&self, out: &mut [f32], src: &[u8]) {
         let (mul, add) = (self.byte_mul, self.add);

@@ -1,7 +1,8 @@
 //! From a validated config to everything a run needs: the datasets, the input transform,
-//! the architecture (input width and class count come from the data), and a trainer.
+//! the architecture (input width and class count come from the data), and a trainer. The
+//! command line and the library's [`super::MlpBuilder`] both start runs here.
 
-use crate::compute::memory;
+use crate::compute::{blas, memory};
 use crate::config::{Loaded, Scale};
 use crate::data::{
     split_indices, CachePolicy, Dataset, InputScaling, InputTransform, OpenOptions, Source,
@@ -29,6 +30,15 @@ pub struct Experiment {
 /// The physical core count (hyper-threads share the FPU that sgemm saturates).
 pub fn default_threads() -> usize {
     num_cpus::get_physical().max(1)
+}
+
+/// Sets BLAS threads and builds the rayon pool: one count for both, never more.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    blas::set_threads(threads);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start worker threads")
 }
 
 /// The data source the config names, its paths resolved against the config's folder.
@@ -126,7 +136,13 @@ pub fn architecture(loaded: &Loaded, train: &Dataset) -> Result<Architecture> {
 impl Experiment {
     /// Loads the data and settles the shape; `loaded` must already be validated.
     pub fn prepare(loaded: Loaded) -> Result<Self> {
-        let (mut train, mut test) = load_data(&loaded).context("loading the data")?;
+        let (train, test) = load_data(&loaded).context("loading the data")?;
+        Self::with_data(loaded, train, test)
+    }
+
+    /// As [`Experiment::prepare`], with the data already read (classes settled, widths
+    /// checked against each other).
+    pub fn with_data(loaded: Loaded, mut train: Dataset, mut test: Dataset) -> Result<Self> {
         let (sparse, input_path) = loaded.config.train.sparse_input.decide(&train)?;
         if sparse {
             train.compress()?;
