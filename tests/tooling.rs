@@ -383,3 +383,36 @@ fn output_files_honour_the_umask() {
         }
     }
 }
+
+/// A core the user chose is respected, never re-executed away; when it is slower than the CPU
+/// allows, the run says so once.
+#[test]
+fn a_user_chosen_openblas_core_is_respected_and_its_cost_named() {
+    let has_avx2 =
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write_config(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "[data]\ndir = \"{}\"\n[model]\nhidden = [8]\n[train]\nepochs = 1\nbatch_size = 1000\n",
+            common::mnist_dir().display()
+        ),
+    );
+    let out = common::backprop()
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("OPENBLAS_CORETYPE", "Prescott")
+        .output()
+        .unwrap();
+    let (text, err) = (common::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(text.contains("OpenBLAS core Prescott"), "{text}");
+    assert!(text.contains("OPENBLAS_CORETYPE=Prescott"), "{text}");
+    assert!(!text.contains("corrected from"), "{text}");
+    if has_avx2 {
+        assert!(
+            err.contains("OpenBLAS runs its Prescott kernels on a CPU that has"),
+            "{err}"
+        );
+    }
+}

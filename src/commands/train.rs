@@ -3,7 +3,7 @@
 use super::experiment::{self, default_threads, Experiment};
 use super::{build_profile, exit, thread_pool};
 use crate::cli::TrainArgs;
-use crate::compute::blas;
+use crate::compute::{blas, coretype};
 use crate::config::{self, Loaded};
 use crate::data::{standard_paths, Source};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
@@ -282,7 +282,7 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
         if cfg!(debug_assertions) {
             console::warn("this is a debug build, many times slower: use cargo run --release");
         }
-        if let Some(advice) = blas::core_advice() {
+        if let Some(advice) = coretype::advice() {
             console::warn(&advice);
         }
     }

@@ -190,57 +190,17 @@ pub fn describe() -> String {
         config(),
         threads()
     );
-    for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
-        if let Ok(value) = std::env::var(var) {
-            line.push_str(&format!(", {var}={value}"));
+    match super::coretype::correction_note() {
+        Some(note) => line.push_str(&format!(", {note}")),
+        None => {
+            for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
+                if let Ok(value) = std::env::var(var) {
+                    line.push_str(&format!(", {var}={value}"));
+                }
+            }
         }
     }
     line
-}
-
-/// Advice when OpenBLAS chose kernels far older than the CPU (an OpenBLAS release that
-/// predates the CPU falls back to generic SSE kernels, several times slower).
-pub fn core_advice() -> Option<String> {
-    let better = better_core()?;
-    let core = core_name();
-    let old = [
-        "Prescott",
-        "Core2",
-        "Penryn",
-        "Dunnington",
-        "Nehalem",
-        "Atom",
-        "Katmai",
-        "Northwood",
-    ];
-    old.iter().any(|o| core.eq_ignore_ascii_case(o)).then(|| {
-        format!(
-            "OpenBLAS chose its {core} kernels on a CPU that has {}: this OpenBLAS predates the \
-             CPU; set OPENBLAS_CORETYPE={better} in the environment for several times faster \
-             matrix products",
-            if better == "SkylakeX" {
-                "AVX-512"
-            } else {
-                "AVX2"
-            }
-        )
-    })
-}
-
-#[cfg(target_arch = "x86_64")]
-fn better_core() -> Option<&'static str> {
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        Some("SkylakeX")
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        Some("Haswell")
-    } else {
-        None
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn better_core() -> Option<&'static str> {
-    None
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! ([`memory`]).
 
 pub mod blas;
+pub mod coretype;
 pub mod elementwise;
 pub mod memory;
 pub mod rng;
