@@ -79,8 +79,20 @@ pub fn load<'a>(
     x: &mut [f32],
     y: &mut TargetBuffer,
 ) -> Input<'a> {
+    load_as(ds, transform, indices, x, y, true)
+}
+
+/// As [`load`]; with `sparse` false, a dataset kept as sparse rows is gathered dense too.
+pub fn load_as<'a>(
+    ds: &'a Dataset,
+    transform: &'a InputTransform,
+    indices: &'a [usize],
+    x: &mut [f32],
+    y: &mut TargetBuffer,
+    sparse: bool,
+) -> Input<'a> {
     match &ds.sparse {
-        Some(csr) => {
+        Some(csr) if sparse => {
             gather_targets(ds, indices, y);
             Input::Sparse(SparseRows {
                 csr,
@@ -89,7 +101,7 @@ pub fn load<'a>(
                 add: transform.add(),
             })
         }
-        None => {
+        _ => {
             gather(ds, transform, indices, x, y);
             Input::Dense
         }

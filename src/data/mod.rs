@@ -17,7 +17,7 @@ pub mod transform;
 pub use batch::{gather, split_indices, Batcher, TargetBuffer};
 pub use dataset::{
     float_dataset, settle_classes, Dataset, Features, Labels, SparseInput, TargetData,
-    SPARSE_BELOW_DENSITY,
+    SPARSE_BELOW_DENSITY, SPARSE_MAX_STEP_ROWS,
 };
 pub use idx::CachePolicy;
 pub use source::{

@@ -3,11 +3,13 @@
 //! reads sparse rows), back to back on the same shapes, so a report can say how far the whole
 //! step is above the products.
 
-use crate::compute::blas::{self, gemm, Op};
+use crate::compute::blas::{gemm, Op};
 use crate::compute::elementwise;
 use crate::compute::sparse;
-use crate::data::Dataset;
+use crate::data::{Dataset, InputTransform};
 use crate::model::{Activations, Deltas, Input, Network, SparseScratch};
+use crate::train::step::runs_on_one_thread;
+use crate::train::Batch;
 use ndarray::{s, ArrayViewMut2};
 use std::time::Instant;
 
@@ -96,7 +98,8 @@ pub fn epoch_batches(samples: usize, batch: usize, drop_last: bool) -> Vec<usize
 pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats: usize) -> f64 {
     let cap = batches.iter().copied().max().unwrap_or(1);
     let rows: Vec<usize> = (0..cap).map(|i| (i * 7919) % data.len()).collect();
-    let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
+    let transform = InputTransform::new(1.0 / 255.0, 0.0, 1.0);
+    let table = transform.byte_table();
     let mut scratch = data
         .sparse
         .as_ref()
@@ -117,20 +120,23 @@ pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats:
     for _ in 0..repeats.max(1) {
         let started = Instant::now();
         for &n in batches {
+            // The path and threading the training step on `n` rows takes.
+            let step = Batch {
+                data,
+                transform: &transform,
+                indices: &rows[..n],
+            };
             let input = match &data.sparse {
-                Some(csr) => Input::Sparse(crate::model::SparseRows {
+                Some(csr) if step.reads_sparse() => Input::Sparse(crate::model::SparseRows {
                     csr,
                     rows: &rows[..n],
-                    table: &table,
+                    table,
                     add: 0.0,
                 }),
-                None => Input::Dense,
+                _ => Input::Dense,
             };
             let scratch = scratch.as_mut();
-            // Threaded exactly as the training step on `n` rows is.
-            let density = data.sparse.as_ref().map_or(1.0, |csr| csr.density());
-            let serial = blas::single_threaded_step(net.arch.largest_product(n, density));
-            elementwise::serial_if(serial, || {
+            elementwise::serial_if(runs_on_one_thread(net, step), || {
                 step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch)
             });
         }

@@ -3,8 +3,8 @@
 //! itself allocates nothing.
 
 use crate::compute::{blas, elementwise};
-use crate::data::batch::load;
-use crate::data::{Dataset, InputTransform, TargetBuffer};
+use crate::data::batch::load_as;
+use crate::data::{Dataset, InputTransform, TargetBuffer, SPARSE_MAX_STEP_ROWS};
 use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, SparseScratch};
 use crate::optim::Optimizer;
 
@@ -14,6 +14,14 @@ pub struct Batch<'a> {
     pub data: &'a Dataset,
     pub transform: &'a InputTransform,
     pub indices: &'a [usize],
+}
+
+impl Batch<'_> {
+    /// Whether the first layer reads this batch as sparse rows: the data is kept that way and
+    /// the batch is small enough for the sparse kernels to win.
+    pub fn reads_sparse(&self) -> bool {
+        self.data.sparse.is_some() && self.indices.len() <= SPARSE_MAX_STEP_ROWS
+    }
 }
 
 /// Buffers for one minibatch: inputs and activations, deltas, targets, the gradient buffer
@@ -111,12 +119,14 @@ impl StepBuffers {
     fn forward_backward<'a>(&mut self, net: &Network, batch: Batch<'a>) -> (Score, Input<'a>) {
         let n = batch.indices.len();
         let x = self.acts.input_mut(n);
-        let input = load(
-            batch.data,
-            batch.transform,
-            batch.indices,
+        let (data, transform, rows) = (batch.data, batch.transform, batch.indices);
+        let input = load_as(
+            data,
+            transform,
+            rows,
             x,
             &mut self.targets,
+            batch.reads_sparse(),
         );
         net.forward(&mut self.acts, n, input);
         let score = net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n);
@@ -127,7 +137,10 @@ impl StepBuffers {
 /// Whether a step on `batch` is too small to gain from a second thread (see
 /// [`blas::single_threaded_step`]): then it runs all on the calling thread.
 pub fn runs_on_one_thread(net: &Network, batch: Batch) -> bool {
-    let density = batch.data.sparse.as_ref().map_or(1.0, |csr| csr.density());
+    let density = match (&batch.data.sparse, batch.reads_sparse()) {
+        (Some(csr), true) => csr.density(),
+        _ => 1.0,
+    };
     let macs = net.arch.largest_product(batch.indices.len(), density);
     blas::single_threaded_step(macs)
 }
