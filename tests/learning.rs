@@ -79,3 +79,45 @@ fn the_mnist_config_trains_unchanged_on_8x8_images_of_3_classes() {
         .unwrap();
     assert!(acc >= 95.0, "{result}");
 }
+
+/// One-cycle is evaluated every step: each epoch records the lr and momentum of its last step,
+/// the run ends at max_lr / final_div with the momentum back at its top, and it learns.
+#[test]
+fn one_cycle_records_its_last_steps_and_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_band_dataset(dir.path(), 8, 4, 400, 100);
+    let cfg = common::write_config(
+        dir.path(),
+        "c.toml",
+        "[data]\ndir = \".\"\n[model]\nhidden = [16]\n[train]\nepochs = 3\nbatch_size = 40\n\
+         [optimizer]\nkind = \"momentum\"\nlr = 0.01\n\
+         [schedule]\nkind = \"one_cycle\"\nmax_lr = 0.2\nfinal_div = 1000.0\n",
+    );
+    let metrics = dir.path().join("m.jsonl");
+    let out = common::run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--metrics-out",
+        metrics.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let field = |i: usize, k: &str| lines[i][k].as_f64().unwrap();
+    assert_eq!(lines.len(), 3);
+    assert!((field(2, "lr") - 0.2 / 1000.0).abs() < 1e-7, "{lines:?}");
+    assert!((field(2, "momentum") - 0.95).abs() < 1e-6, "{lines:?}");
+    // 30 steps: the peak is step round(0.3 * 29) = 9, epoch 1's last.
+    assert!((field(0, "lr") - 0.2).abs() < 1e-7, "{lines:?}");
+    assert!((field(0, "momentum") - 0.85).abs() < 1e-6, "{lines:?}");
+    assert!(
+        field(1, "lr") < 0.2 && field(1, "lr") > field(2, "lr"),
+        "{lines:?}"
+    );
+    assert!(field(1, "momentum") > 0.85 && field(1, "momentum") < 0.95);
+    assert!(field(2, "test_acc") > 0.9, "{lines:?}");
+}

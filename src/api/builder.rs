@@ -188,6 +188,17 @@ impl MlpBuilder {
                 s.epochs = Some(epochs);
                 s.min_lr = floor;
             }
+            Shape::OneCycle(c) => {
+                s.kind = ScheduleKind::OneCycle;
+                s.max_lr = Some(c.max_lr);
+                s.pct_start = c.pct_start;
+                s.div = c.div;
+                s.final_div = c.final_div;
+                s.cycle_momentum = c.momentum.is_some();
+                if let Some((base, max)) = c.momentum {
+                    (s.base_momentum, s.max_momentum) = (base, max);
+                }
+            }
         }
         self
     }

@@ -2,8 +2,8 @@
 
 use super::sections::{ActivationName, Config, InitName, ScheduleKind};
 use crate::model::{Activation, Init, Loss};
-use crate::optim::schedule::{Schedule, Shape};
-use crate::optim::Hyper;
+use crate::optim::schedule::{OneCycle, Schedule, Shape};
+use crate::optim::{Hyper, OptimizerKind};
 
 fn activation(name: ActivationName, slope: f32) -> Activation {
     match name {
@@ -84,11 +84,25 @@ impl Config {
                     .max(1),
                 floor: s.min_lr,
             },
+            ScheduleKind::OneCycle => {
+                let kind = self.optimizer.kind;
+                let cycles = matches!(kind, OptimizerKind::Momentum | OptimizerKind::Nesterov);
+                Shape::OneCycle(OneCycle {
+                    max_lr: s.max_lr.unwrap_or(self.optimizer.lr),
+                    pct_start: s.pct_start,
+                    div: s.div,
+                    final_div: s.final_div,
+                    momentum: (s.cycle_momentum && cycles)
+                        .then_some((s.base_momentum, s.max_momentum)),
+                    epochs: self.train.epochs,
+                })
+            }
         };
         Schedule {
             base_lr: self.optimizer.lr,
             warmup: s.warmup_epochs,
             shape,
+            per_step: s.per_step,
         }
     }
 }

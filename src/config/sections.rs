@@ -215,9 +215,10 @@ pub enum ScheduleKind {
     Step,
     Exponential,
     Cosine,
+    OneCycle,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     pub kind: ScheduleKind,
@@ -230,6 +231,41 @@ pub struct ScheduleConfig {
     /// cosine: the lowest learning rate.
     pub min_lr: f32,
     pub warmup_epochs: usize,
+    /// Evaluate the schedule at every step instead of once per epoch.
+    pub per_step: bool,
+    /// one_cycle: the peak lr (default: optimizer.lr).
+    pub max_lr: Option<f32>,
+    /// one_cycle: the fraction of the steps spent rising to max_lr.
+    pub pct_start: f32,
+    /// one_cycle: the first lr is max_lr / div.
+    pub div: f32,
+    /// one_cycle: the last lr is max_lr / final_div.
+    pub final_div: f32,
+    /// one_cycle: cycle the momentum inversely (momentum and nesterov optimizers).
+    pub cycle_momentum: bool,
+    pub base_momentum: f32,
+    pub max_momentum: f32,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            every: None,
+            factor: None,
+            epochs: None,
+            min_lr: 0.0,
+            warmup_epochs: 0,
+            per_step: false,
+            max_lr: None,
+            pct_start: 0.3,
+            div: 25.0,
+            final_div: 1e4,
+            cycle_momentum: true,
+            base_momentum: 0.85,
+            max_momentum: 0.95,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -244,6 +244,28 @@ impl Config {
             "must be in [0, optimizer.lr]",
         )?;
         check(
+            s.max_lr.is_none_or(|m| m.is_finite() && m > 0.0),
+            "schedule.max_lr",
+            "must be positive and finite",
+        )?;
+        check(
+            s.pct_start > 0.0 && s.pct_start < 1.0,
+            "schedule.pct_start",
+            format!("must be in (0, 1), got {}", s.pct_start),
+        )?;
+        check(
+            s.div.is_finite() && s.div >= 1.0 && s.final_div.is_finite() && s.final_div >= 1.0,
+            "schedule.div/final_div",
+            "must be finite and at least 1 (they divide max_lr)",
+        )?;
+        check(
+            (0.0..1.0).contains(&s.base_momentum)
+                && (0.0..1.0).contains(&s.max_momentum)
+                && s.base_momentum <= s.max_momentum,
+            "schedule.base_momentum/max_momentum",
+            "must be in [0, 1) with base_momentum <= max_momentum",
+        )?;
+        check(
             self.output.checkpoint_every != Some(0),
             "output.checkpoint_every",
             "must be at least 1",

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    /// The lr of the epoch's last step.
     pub lr: f32,
+    /// The momentum of the epoch's last step, where the schedule cycles it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f32>,
     pub train_loss: f64,
     pub train_acc: Option<f64>,
     pub val_loss: Option<f64>,

@@ -124,12 +124,13 @@ impl Trainer {
     ) -> anyhow::Result<StopReason> {
         while self.state.epochs_done() < self.rules.epochs {
             let epoch = self.state.epochs_done();
-            let lr = self.schedule.lr(epoch);
             self.save_snapshot();
             self.work.batcher.shuffle(self.seed, epoch);
-            observer.epoch_start(epoch + 1, self.work.batcher.samples(), lr);
+            let steps = self.work.batcher.batch_count();
+            let first = self.schedule.at(epoch, 0, steps);
+            observer.epoch_start(epoch + 1, self.work.batcher.samples(), first.lr);
             let started = Instant::now();
-            let running = match self.train_epoch(sets, epoch, lr, observer, interrupt) {
+            let running = match self.train_epoch(sets, epoch, observer, interrupt) {
                 Ok(running) => running,
                 Err(reason) => {
                     self.restore_snapshot();
@@ -137,7 +138,10 @@ impl Trainer {
                 }
             };
             let seconds = started.elapsed().as_secs_f64();
-            let record = self.finish_epoch(sets, epoch, lr, running, seconds);
+            // The lr (and momentum) of the epoch's last step.
+            let last = self.schedule.at(epoch, steps.saturating_sub(1), steps);
+            let mut record = self.finish_epoch(sets, epoch, last.lr, running, seconds);
+            record.momentum = last.momentum;
             self.state.history.push(record.clone());
             observer.epoch_end(&self.state, &record)?;
             if let Some(reason) = stop_reason(&self.state.history, &self.rules) {
@@ -152,13 +156,22 @@ impl Trainer {
         &mut self,
         sets: Sets,
         epoch: usize,
-        lr: f32,
         observer: &mut dyn Observer,
         interrupt: &AtomicBool,
     ) -> Result<Score, StopReason> {
-        let Trainer { state, work, .. } = self;
+        let Trainer {
+            state,
+            work,
+            schedule,
+            ..
+        } = self;
         let mut running = Score::default();
+        let steps = work.batcher.batch_count();
         for (b, indices) in work.batcher.batches().enumerate() {
+            let point = schedule.at(epoch, b, steps);
+            if let Some(momentum) = point.momentum {
+                state.optimizer.hyper.momentum = momentum;
+            }
             let batch = Batch {
                 data: sets.train,
                 transform: sets.transform,
@@ -172,7 +185,7 @@ impl Trainer {
                 &mut state.net,
                 &mut state.optimizer,
                 batch,
-                lr,
+                point.lr,
                 probe.is_some(),
             );
             if !score.loss_sum.is_finite() {
@@ -230,6 +243,7 @@ impl Trainer {
         EpochRecord {
             epoch: epoch + 1,
             lr,
+            momentum: None,
             train_loss: running.mean_loss(),
             train_acc: running.accuracy(),
             val_loss: validation.map(|s| s.mean_loss()),

@@ -51,6 +51,7 @@ impl Observer for TensorBoard {
             ("loss/test", Some(r.test_loss)),
             ("accuracy/test", r.test_acc),
             ("lr", Some(f64::from(r.lr))),
+            ("momentum", r.momentum.map(f64::from)),
         ];
         for (tag, value) in figures {
             if let Some(v) = value {
