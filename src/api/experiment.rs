@@ -240,6 +240,7 @@ impl Experiment {
         let t = &self.loaded.config.train;
         let monitor = match t.monitor {
             Some(m) => m,
+            // Without stop rules nothing reads it (the config refuses rules on the test set).
             None if self.validation.is_empty() => Monitor::Test,
             None => Monitor::Validation,
         };

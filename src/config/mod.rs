@@ -169,5 +169,13 @@ mod tests {
         assert!(bad("[optimizer]\nweight_decay = inf\n").starts_with("optimizer.weight_decay"));
         assert!(bad("[schedule]\nkind = \"step\"\nfactor = 2.0\n").starts_with("schedule.factor"));
         assert!(bad("[train]\nmin_delta = nan\n").starts_with("train.target_loss/min_delta"));
+        // The test set never steers training.
+        let e = bad("[train]\ntarget_accuracy = 0.9\n");
+        assert!(e.starts_with("train.monitor: the stop rules"), "{e}");
+        assert!(e.contains("data.validation_split = 0.1"), "{e}");
+        assert!(bad("[train]\npatience = 3\nmonitor = \"test\"\n").starts_with("train.monitor"));
+        let ok = |extra: &str| parse(&format!("{MINIMAL}{extra}")).unwrap().validate();
+        ok("validation_split = 0.1\n[train]\ntarget_accuracy = 0.9\n").unwrap();
+        ok("[train]\ntarget_loss = 0.1\nmonitor = \"train\"\n").unwrap();
     }
 }

@@ -4,6 +4,7 @@
 use super::sections::{ActivationName, Config, InitName};
 use crate::error::ConfigError;
 use crate::model::Loss;
+use crate::train::Monitor;
 
 fn check(ok: bool, field: &str, what: impl std::fmt::Display) -> Result<(), ConfigError> {
     if ok {
@@ -183,6 +184,20 @@ impl Config {
             t.patience != Some(0),
             "train.patience",
             "must be at least 1",
+        )?;
+        let stops_early =
+            t.target_accuracy.is_some() || t.target_loss.is_some() || t.patience.is_some();
+        let watches_test = match t.monitor {
+            Some(m) => m == Monitor::Test,
+            None => self.data.validation_split == 0.0,
+        };
+        check(
+            !(stops_early && watches_test),
+            "train.monitor",
+            "the stop rules (target_accuracy, target_loss, patience) would watch the test set, \
+             and the test set must never steer training: add data.validation_split = 0.1 (they \
+             then watch that held-out part of the training data), or set train.monitor = \
+             \"train\"",
         )?;
         check(self.threads != Some(0), "threads", "must be at least 1")?;
         let max = super::max_threads();

@@ -35,6 +35,7 @@ impl EpochRecord {
     pub fn monitored(&self, monitor: Monitor) -> (f64, Option<f64>) {
         match monitor {
             Monitor::Validation => (self.val_loss.unwrap_or(f64::NAN), self.val_acc),
+            Monitor::Train => (self.train_loss, self.train_acc),
             Monitor::Test => (self.test_loss, self.test_acc),
         }
     }

@@ -4,11 +4,15 @@
 use super::record::EpochRecord;
 use serde::{Deserialize, Serialize};
 
-/// Which held-out set the stopping rules watch.
+/// Which figures the stopping rules watch. `Test` is kept for reading old configs and for
+/// runs without stop rules; a config whose stop rules would watch the test set is refused
+/// (the test set never steers training).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Monitor {
     Validation,
+    /// The training figures of the epoch (for data too small to hold out, such as XOR).
+    Train,
     Test,
 }
 
@@ -16,6 +20,7 @@ impl Monitor {
     pub fn name(&self) -> &'static str {
         match self {
             Monitor::Validation => "validation",
+            Monitor::Train => "train",
             Monitor::Test => "test",
         }
     }
