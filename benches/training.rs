@@ -127,6 +127,7 @@ fn phases(c: &mut Criterion) {
                 &mut work.deltas,
                 work.targets.view(batch),
                 batch,
+                0.0,
             );
             net.gradients(&work.acts, &work.deltas, batch, Input::Dense, None)
                 .write_to(&mut work.grads)

@@ -124,6 +124,7 @@ fn divergence_after_a_fused_step_names_the_gradient_of_that_batch() {
         drop_last: false,
         eval_chunk: 16,
         diagnostics_every: None,
+        label_smoothing: 0.0,
     };
     let schedule = backprop::optim::schedule::Schedule::constant(0.1);
     let mut trainer = Trainer::new(state, schedule, StopRules::epochs(1), 1, sets, &options);

@@ -121,3 +121,45 @@ fn one_cycle_records_its_last_steps_and_learns() {
     assert!(field(1, "momentum") > 0.85 && field(1, "momentum") < 0.95);
     assert!(field(2, "test_acc") > 0.9, "{lines:?}");
 }
+
+/// Label smoothing trains on `(1 - ε) y + ε / K` targets: it still learns, and its training
+/// loss keeps the floor the uniform part puts under it, where the plain loss goes to ~0.
+#[test]
+fn label_smoothing_learns_and_keeps_its_loss_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_band_dataset(dir.path(), 8, 4, 400, 100);
+    let mut finals = Vec::new();
+    for smoothing in ["0.0", "0.2"] {
+        let cfg = common::write_config(
+            dir.path(),
+            "c.toml",
+            &format!(
+                "[data]\ndir = \".\"\n[model]\nhidden = [16]\nlabel_smoothing = {smoothing}\n\
+                 [train]\nepochs = 20\nbatch_size = 40\n[optimizer]\nkind = \"momentum\"\nlr = 0.05\n"
+            ),
+        );
+        let metrics = dir.path().join(format!("m{smoothing}.jsonl"));
+        let out = common::run(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--metrics-out",
+            metrics.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        finals.push((
+            last["train_loss"].as_f64().unwrap(),
+            last["test_acc"].as_f64().unwrap(),
+        ));
+    }
+    let ((plain, plain_acc), (smooth, smooth_acc)) = (finals[0], finals[1]);
+    assert!(plain_acc > 0.95 && smooth_acc > 0.95, "{finals:?}");
+    // With ε = 0.2 over 4 classes the best possible loss is the entropy of (0.85, 0.05 x 3).
+    let floor = -(0.85f64 * 0.85f64.ln() + 3.0 * 0.05 * 0.05f64.ln());
+    assert!(
+        plain < 0.05 && smooth > floor - 1e-3,
+        "{finals:?}, floor {floor}"
+    );
+}

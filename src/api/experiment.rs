@@ -265,6 +265,7 @@ impl Experiment {
             drop_last: t.drop_last,
             eval_chunk: t.eval_chunk,
             diagnostics_every,
+            label_smoothing: self.loaded.config.model.label_smoothing,
         };
         Ok(Trainer::new(
             state,

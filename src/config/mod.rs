@@ -169,6 +169,9 @@ mod tests {
         assert!(bad("[optimizer]\nweight_decay = inf\n").starts_with("optimizer.weight_decay"));
         assert!(bad("[schedule]\nkind = \"step\"\nfactor = 2.0\n").starts_with("schedule.factor"));
         assert!(bad("[train]\nmin_delta = nan\n").starts_with("train.target_loss/min_delta"));
+        assert!(bad("[model]\nlabel_smoothing = 1.0\n").starts_with("model.label_smoothing"));
+        let mse = "[model]\nloss = \"mean_squared_error\"\nlabel_smoothing = 0.1\n";
+        assert!(bad(mse).contains("softmax_cross_entropy only"));
         // The test set never steers training.
         let e = bad("[train]\ntarget_accuracy = 0.9\n");
         assert!(e.starts_with("train.monitor: the stop rules"), "{e}");

@@ -121,6 +121,8 @@ pub struct ModelConfig {
     /// For `init = "uniform"`: weights in [-limit, limit].
     pub init_limit: Option<f32>,
     pub bias_init: f32,
+    /// Softmax cross-entropy against `(1 - ε) y + ε / K` targets while training.
+    pub label_smoothing: f32,
 }
 
 impl Default for ModelConfig {
@@ -136,6 +138,7 @@ impl Default for ModelConfig {
             init_std: None,
             init_limit: None,
             bias_init: 0.0,
+            label_smoothing: 0.0,
         }
     }
 }

@@ -127,6 +127,16 @@ impl Config {
             )?;
         }
         check(
+            (0.0..1.0).contains(&m.label_smoothing),
+            "model.label_smoothing",
+            format!("must be in [0, 1), got {}", m.label_smoothing),
+        )?;
+        check(
+            m.label_smoothing == 0.0 || m.loss == Loss::SoftmaxCrossEntropy,
+            "model.label_smoothing",
+            "smooths the targets of softmax_cross_entropy only",
+        )?;
+        check(
             m.bias_init.is_finite(),
             "model.bias_init",
             format!("must be finite, got {}", m.bias_init),

@@ -88,12 +88,15 @@ impl Loss {
 
     /// Scores `out` (the last layer's output for `n` rows) and, if `delta` is given, writes
     /// the gradient of the batch-mean loss with respect to the last layer's pre-activation.
+    /// `smoothing` (softmax cross-entropy only) mixes the one-hot target with a uniform one:
+    /// `(1 - ε) y + ε / K`.
     pub fn score(
         &self,
         out: ArrayView2<f32>,
         output_activation: Activation,
         targets: Targets,
         mut delta: Option<ArrayViewMut2<f32>>,
+        smoothing: f32,
     ) -> Score {
         let n = out.nrows();
         let mut score = Score::default();
@@ -102,7 +105,9 @@ impl Loss {
         }
         let inv_n = 1.0 / n as f32;
         let score_row = |r: usize, z: &[f32], d: Option<&mut [f32]>| match self {
-            Loss::SoftmaxCrossEntropy => softmax_cross_entropy_row(z, targets, r, d, inv_n),
+            Loss::SoftmaxCrossEntropy => {
+                softmax_cross_entropy_row(z, targets, r, d, inv_n, smoothing)
+            }
             Loss::MeanSquaredError => squared_error_row(z, output_activation, targets, r, d, inv_n),
             Loss::SigmoidBinaryCrossEntropy => binary_cross_entropy_row(z, targets, r, d, inv_n),
         };
@@ -204,6 +209,7 @@ fn softmax_cross_entropy_row(
     row: usize,
     delta: Option<&mut [f32]>,
     inv_n: f32,
+    smoothing: f32,
 ) -> Score {
     let Targets::Labels(labels) = targets else {
         unreachable!("softmax cross-entropy is built only for labelled data")
@@ -219,13 +225,22 @@ fn softmax_cross_entropy_row(
                 sum += *dv;
             }
             let scale = inv_n / sum;
-            d.iter_mut().for_each(|dv| *dv *= scale);
-            d[label] -= inv_n;
+            // p - ((1 - ε) y + ε / K), fused into the same pass.
+            let uniform = inv_n * smoothing / z.len() as f32;
+            d.iter_mut().for_each(|dv| *dv = *dv * scale - uniform);
+            d[label] -= inv_n * (1.0 - smoothing);
             sum
         }
         None => z.iter().map(|&zv| (zv - max).exp()).sum(),
     };
-    let loss = f64::from(sum_exp).ln() + f64::from(max) - f64::from(z[label]);
+    // -Σ_k t_k log p_k with t = (1 - ε) y + ε / K, and log p_k = z_k - lse.
+    let lse = f64::from(sum_exp).ln() + f64::from(max);
+    let mut loss = lse - f64::from(z[label]);
+    if smoothing != 0.0 {
+        let mean_z = z.iter().map(|&v| f64::from(v)).sum::<f64>() / z.len() as f64;
+        let eps = f64::from(smoothing);
+        loss = (1.0 - eps) * loss + eps * (lse - mean_z);
+    }
     Score {
         loss_sum: loss,
         correct: usize::from(argmax(z) == label),
@@ -326,6 +341,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&labels),
             Some(delta.view_mut()),
+            0.0,
         );
         let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
         let sum: f32 = e.iter().sum();
@@ -350,6 +366,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&[1]),
             None,
+            0.0,
         );
         assert!((s.loss_sum - 2000.0).abs() < 1e-3, "{}", s.loss_sum);
         let b = Loss::SigmoidBinaryCrossEntropy.score(
@@ -357,6 +374,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&[1]),
             None,
+            0.0,
         );
         assert!((b.loss_sum - 500.0).abs() < 1e-3);
     }
@@ -371,9 +389,62 @@ mod tests {
             Activation::Identity,
             Targets::Values(y.view()),
             Some(delta.view_mut()),
+            0.0,
         );
         assert!((s.mean_loss() - (1.0 + 4.0 + 1.0 + 1.0) / 4.0).abs() < 1e-9);
         assert_eq!(delta, array![[0.5f32, 1.0], [-0.5, -0.5]]);
         assert_eq!(s.accuracy(), None);
+    }
+
+    /// The smoothed loss in f64, written out independently of the f32 pass.
+    fn smoothed_loss(z: &[f64], label: usize, eps: f64) -> f64 {
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
+        let k = z.len() as f64;
+        z.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let t = if i == label { 1.0 - eps } else { 0.0 } + eps / k;
+                -t * (v - lse)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn label_smoothing_gradient_matches_finite_differences() {
+        let z = [0.3f32, -1.2, 2.0, 0.5];
+        let labels = [2u32];
+        for eps in [0.0f32, 0.1, 0.3] {
+            let out = ndarray::Array2::from_shape_vec((1, 4), z.to_vec()).unwrap();
+            let mut delta = ndarray::Array2::zeros((1, 4));
+            let s = Loss::SoftmaxCrossEntropy.score(
+                out.view(),
+                Activation::Identity,
+                Targets::Labels(&labels),
+                Some(delta.view_mut()),
+                eps,
+            );
+            let z64: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+            let want = smoothed_loss(&z64, 2, f64::from(eps));
+            assert!(
+                (s.loss_sum - want).abs() < 1e-5,
+                "eps {eps}: {} vs {want}",
+                s.loss_sum
+            );
+            for i in 0..4 {
+                let h = 1e-6;
+                let (mut up, mut down) = (z64.clone(), z64.clone());
+                up[i] += h;
+                down[i] -= h;
+                let numeric = (smoothed_loss(&up, 2, f64::from(eps))
+                    - smoothed_loss(&down, 2, f64::from(eps)))
+                    / (2.0 * h);
+                let analytic = f64::from(delta[[0, i]]);
+                assert!(
+                    (numeric - analytic).abs() < 1e-5,
+                    "eps {eps}, logit {i}: {numeric} vs {analytic}"
+                );
+            }
+        }
     }
 }

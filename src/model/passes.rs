@@ -76,13 +76,15 @@ impl Network {
 
     /// Backward pass after [`Network::forward`] on the same `n` rows: scores the batch and
     /// fills every layer's delta (`∂loss/∂z` of the batch-mean loss), using the current
-    /// weights. The gradient products follow from [`Network::gradients`].
+    /// weights. The gradient products follow from [`Network::gradients`]. `smoothing` is the
+    /// loss' label smoothing (0 for none).
     pub fn backward(
         &self,
         acts: &Activations,
         deltas: &mut Deltas,
         targets: Targets,
         n: usize,
+        smoothing: f32,
     ) -> Score {
         let last = self.layer_count() - 1;
         let score = self.arch.loss.score(
@@ -90,6 +92,7 @@ impl Network {
             self.arch.layers[last].activation,
             targets,
             Some(deltas.bufs[last].slice_mut(s![..n, ..])),
+            smoothing,
         );
         for l in (1..=last).rev() {
             let (below, from_here) = deltas.bufs.split_at_mut(l);

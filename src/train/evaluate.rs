@@ -73,6 +73,7 @@ impl Evaluator {
                 net.arch.layers[last].activation,
                 self.targets.view(n),
                 None,
+                0.0,
             ));
             visit(&self.chunk_indices, out);
         }

@@ -34,6 +34,8 @@ pub struct StepBuffers {
     /// The plain gradient of the last step that wrote it (empty when no step will).
     pub grads: Vec<f32>,
     sparse: Option<SparseScratch>,
+    /// The training loss' label smoothing (softmax cross-entropy; 0 for none).
+    label_smoothing: f32,
 }
 
 impl StepBuffers {
@@ -53,7 +55,14 @@ impl StepBuffers {
                 .sparse
                 .as_ref()
                 .map(|csr| SparseScratch::new(csr, &net.arch, capacity)),
+            label_smoothing: 0.0,
         }
+    }
+
+    /// Steps on the label-smoothed loss (`(1 - ε) y + ε / K` targets).
+    pub fn with_label_smoothing(mut self, smoothing: f32) -> Self {
+        self.label_smoothing = smoothing;
+        self
     }
 
     /// One training step with learning rate `lr`: gather, forward, backward, update. With
@@ -129,7 +138,14 @@ impl StepBuffers {
             batch.reads_sparse(),
         );
         net.forward(&mut self.acts, n, input);
-        let score = net.backward(&self.acts, &mut self.deltas, self.targets.view(n), n);
+        let targets = self.targets.view(n);
+        let score = net.backward(
+            &self.acts,
+            &mut self.deltas,
+            targets,
+            n,
+            self.label_smoothing,
+        );
         (score, input)
     }
 }

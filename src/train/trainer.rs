@@ -29,6 +29,8 @@ pub struct TrainerOptions {
     pub drop_last: bool,
     pub eval_chunk: usize,
     pub diagnostics_every: Option<usize>,
+    /// Label smoothing of the training loss (0 for none).
+    pub label_smoothing: f32,
 }
 
 /// Every buffer of a run, allocated here and nowhere else: the step's, the evaluators', the
@@ -52,7 +54,8 @@ impl Workspace {
             .map(|every| Probe::new(net, every));
         let gradient_buffer = probe.is_some() || !state.optimizer.hyper.kind.fuses();
         Workspace {
-            step: StepBuffers::new(net, sets.train, batch, gradient_buffer),
+            step: StepBuffers::new(net, sets.train, batch, gradient_buffer)
+                .with_label_smoothing(options.label_smoothing),
             batcher: Batcher::new(sets.train_indices.to_vec(), batch, options.drop_last),
             test_eval: Evaluator::new(net, sets.test, options.eval_chunk),
             validation_eval: Evaluator::new(net, sets.train, options.eval_chunk),
