@@ -30,6 +30,8 @@ fn xor_builder() -> MlpBuilder {
 
 #[test]
 fn xor_in_memory_is_learned_and_reproducible() {
+    // OpenBLAS' thread count is process-wide: training tests take turns.
+    let _guard = common::training_lock();
     let (x, y) = xor();
     let epochs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = epochs.clone();
@@ -57,6 +59,8 @@ fn xor_in_memory_is_learned_and_reproducible() {
 
 #[test]
 fn bad_arrays_and_settings_get_errors_that_name_them() {
+    // OpenBLAS' thread count is process-wide: training tests take turns.
+    let _guard = common::training_lock();
     let (x, y) = xor();
     let err = |r: anyhow::Result<Model>| format!("{:#}", r.unwrap_err());
     let e = err(xor_builder().fit_arrays(x.view(), &y[..3]));
@@ -112,6 +116,8 @@ fn bad_arrays_and_settings_get_errors_that_name_them() {
 
 #[test]
 fn a_csv_file_trains_through_fit_path() {
+    // OpenBLAS' thread count is process-wide: training tests take turns.
+    let _guard = common::training_lock();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("above.csv");
     let mut text = String::from("x0,x1,above\n");
