@@ -28,9 +28,11 @@
 //!
 //! [`experiment`] is where the command line and the builder both turn a config into a run.
 
+pub mod arrays;
 pub mod builder;
 pub mod experiment;
 pub mod model;
 
-pub use builder::{ArrayTargets, MlpBuilder};
+pub use arrays::ArrayTargets;
+pub use builder::MlpBuilder;
 pub use model::{Evaluation, Model};

@@ -1,7 +1,7 @@
 //! [`Model`]: a trained network with the input transform it was trained with and its
 //! history; predicts, evaluates, saves, loads and exports.
 
-use super::builder::{array_dataset, ArrayTargets};
+use super::arrays::{array_dataset, ArrayTargets};
 use crate::config::Loaded;
 use crate::data::{load_idx_sets, standard_paths, CachePolicy, Dataset, InputScaling, TargetData};
 use crate::error::ShapeError;

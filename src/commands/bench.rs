@@ -5,7 +5,7 @@ use super::experiment::{default_threads, Experiment};
 use super::train::load_for_training;
 use super::{build_profile, thread_pool};
 use crate::cli::BenchArgs;
-use crate::compute::blas;
+use crate::compute::{blas, coretype};
 use crate::eval::bench::{epoch_batches, products_floor};
 use crate::train::{EpochRecord, Silent, StopReason};
 use anyhow::{bail, Context, Result};
@@ -108,7 +108,7 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
         println!(
             "{} | batch {batch} | {}",
             report.architecture,
-            blas::describe()
+            coretype::describe()
         );
         println!(
             "epoch {:.4} s, products floor {:.4} s (medians of {}), ratio {:.3} (median of the \

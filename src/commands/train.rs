@@ -3,7 +3,7 @@
 use super::experiment::{self, default_threads, Experiment};
 use super::{build_profile, exit, thread_pool};
 use crate::cli::TrainArgs;
-use crate::compute::{blas, coretype};
+use crate::compute::coretype;
 use crate::config::{self, Loaded};
 use crate::data::{standard_paths, Source};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
@@ -32,7 +32,7 @@ fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
         batch,
         c.optimizer.kind.name(),
         c.optimizer.lr,
-        blas::describe(),
+        coretype::describe(),
         build_profile()
     )
 }

@@ -190,14 +190,9 @@ pub fn describe() -> String {
         config(),
         threads()
     );
-    match super::coretype::correction_note() {
-        Some(note) => line.push_str(&format!(", {note}")),
-        None => {
-            for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
-                if let Ok(value) = std::env::var(var) {
-                    line.push_str(&format!(", {var}={value}"));
-                }
-            }
+    for var in ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] {
+        if let Ok(value) = std::env::var(var) {
+            line.push_str(&format!(", {var}={value}"));
         }
     }
     line

@@ -24,7 +24,7 @@
 //!
 //! If `exec` fails, the run continues on the kernels OpenBLAS chose (the header says which).
 //!
-//! `src/main.rs` calls it; [`super::blas::describe`] names the correction in the run header.
+//! `src/main.rs` calls it; [`describe`] names the correction in the run header.
 
 use std::ffi::OsStr;
 
@@ -242,6 +242,15 @@ pub fn correction_note() -> Option<String> {
     } else {
         format!("OpenBLAS chose {from}; asking for {to} did not take effect")
     })
+}
+
+/// [`super::blas::describe`], with the correction made at start-up where there was one.
+pub fn describe() -> String {
+    let line = super::blas::describe();
+    match correction_note() {
+        Some(note) => format!("{line}, {note}"),
+        None => line,
+    }
 }
 
 /// Advice when OpenBLAS still runs kernels below AVX2 on a CPU that has AVX2 or better

@@ -11,7 +11,7 @@ pub mod trainer;
 
 pub use evaluate::{Evaluator, Subset};
 pub use probe::{Diagnostics, LayerDiagnostics, Probe};
-pub use record::{EpochRecord, Observer, Observers, Silent, TrainState};
+pub use record::{EpochRecord, Monitor, Observer, Observers, Silent, TrainState};
 pub use step::{Batch, StepBuffers};
-pub use stop::{stop_reason, Monitor, StopReason, StopRules};
+pub use stop::{stop_reason, StopReason, StopRules};
 pub use trainer::{Sets, Trainer, TrainerOptions};

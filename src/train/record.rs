@@ -2,10 +2,31 @@
 //! observers that hear about progress.
 
 use super::probe::Diagnostics;
-use super::stop::Monitor;
 use crate::model::{Network, Score};
 use crate::optim::Optimizer;
 use serde::{Deserialize, Serialize};
+
+/// Which figures the stopping rules watch. `Test` is kept for reading old configs and for
+/// runs without stop rules; a config whose stop rules would watch the test set is refused
+/// (the test set never steers training).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    Validation,
+    /// The training figures of the epoch (for data too small to hold out, such as XOR).
+    Train,
+    Test,
+}
+
+impl Monitor {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Monitor::Validation => "validation",
+            Monitor::Train => "train",
+            Monitor::Test => "test",
+        }
+    }
+}
 
 /// One epoch's figures, as printed and as written to the metrics files.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

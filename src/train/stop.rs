@@ -1,30 +1,7 @@
 //! When a run ends: the stopping rules over the history, so that a resumed run decides
 //! exactly as an uninterrupted one.
 
-use super::record::EpochRecord;
-use serde::{Deserialize, Serialize};
-
-/// Which figures the stopping rules watch. `Test` is kept for reading old configs and for
-/// runs without stop rules; a config whose stop rules would watch the test set is refused
-/// (the test set never steers training).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Monitor {
-    Validation,
-    /// The training figures of the epoch (for data too small to hold out, such as XOR).
-    Train,
-    Test,
-}
-
-impl Monitor {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Monitor::Validation => "validation",
-            Monitor::Train => "train",
-            Monitor::Test => "test",
-        }
-    }
-}
+use super::record::{EpochRecord, Monitor};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct StopRules {
