@@ -82,14 +82,7 @@ pub fn pairs_rows(
 
 /// `f` over matching pieces of `a` and `b`, both written.
 pub fn pairs_mut(a: &mut [f32], b: &mut [f32], f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
-    debug_assert_eq!(a.len(), b.len());
-    match task_len(a.len(), 1) {
-        None => f(a, b),
-        Some(n) => a
-            .par_chunks_mut(n)
-            .zip(b.par_chunks_mut(n))
-            .for_each(|(a, b)| f(a, b)),
-    }
+    pairs_rows(a, b, 1, f)
 }
 
 /// `f` over matching pieces of `a`, `b` and `c`.
