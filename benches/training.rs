@@ -6,7 +6,7 @@ use backprop::config::{self, Loaded};
 use backprop::data::idx::cache::CachePolicy;
 use backprop::data::{gather, load_idx_sets, standard_paths, Batcher, Dataset, InputTransform};
 use backprop::eval::bench::step_products;
-use backprop::model::{Input, Network};
+use backprop::model::{Input, Network, Shaping};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
 use backprop::train::{Batch, StepBuffers};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -127,7 +127,7 @@ fn phases(c: &mut Criterion) {
                 &mut work.deltas,
                 work.targets.view(batch),
                 batch,
-                0.0,
+                Shaping::default(),
             );
             net.gradients(&work.acts, &work.deltas, batch, Input::Dense, None)
                 .write_to(&mut work.grads)

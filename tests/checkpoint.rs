@@ -24,7 +24,7 @@ fn figures(metrics: &Path) -> Vec<serde_json::Value> {
 /// that a run cut short and resumed can match an uninterrupted one.
 fn resumable_config(dir: &Path) -> std::path::PathBuf {
     let text = format!(
-        "seed = 5\n[data]\ndir = \"{}\"\nmean = 0.1307\nstd = 0.3081\n[model]\nhidden = [64, 32]\n\
+        "seed = 5\n[data]\ndir = \"{}\"\nmean = 0.1307\nstd = 0.3081\n[model]\nhidden = [64, 32]\ndropout = 0.2\n\
          [train]\nbatch_size = 100\n[optimizer]\nkind = \"adam\"\nlr = 0.002\n\
          [schedule]\nkind = \"cosine\"\nepochs = 4\n",
         common::mnist_dir().display()

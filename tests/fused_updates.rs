@@ -125,6 +125,8 @@ fn divergence_after_a_fused_step_names_the_gradient_of_that_batch() {
         eval_chunk: 16,
         diagnostics_every: None,
         label_smoothing: 0.0,
+        dropout: Vec::new(),
+        class_weights: Vec::new(),
     };
     let schedule = backprop::optim::schedule::Schedule::constant(0.1);
     let mut trainer = Trainer::new(state, schedule, StopRules::epochs(1), 1, sets, &options);

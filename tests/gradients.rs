@@ -196,3 +196,61 @@ fn a_wrong_gradient_is_caught() {
         .enumerate()
         .all(|(i, c)| i == 2 || c.max_rel_error < TOLERANCE));
 }
+
+#[test]
+fn dropout_gradients_match_under_the_same_fixed_mask() {
+    use backprop::eval::gradcheck::check_with_dropout;
+    let inputs = 5;
+    let samples = 6;
+    let data = float_dataset(
+        "grad",
+        pseudo_random(samples * inputs, 3),
+        inputs,
+        labels(3),
+    );
+    let indices: Vec<usize> = (0..samples).collect();
+    let transform = InputTransform::identity();
+    // Sigmoid and tanh take their derivative from the output: the unmasked one must be used.
+    for hidden in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
+        let arch = Architecture {
+            inputs,
+            input_shape: vec![inputs],
+            layers: vec![
+                LayerSpec {
+                    outputs: 6,
+                    activation: hidden,
+                },
+                LayerSpec {
+                    outputs: 5,
+                    activation: hidden,
+                },
+                LayerSpec {
+                    outputs: 3,
+                    activation: Activation::Identity,
+                },
+            ],
+            loss: Loss::SoftmaxCrossEntropy,
+        };
+        let net = Network::initialised(arch, Init::XavierNormal, 0.05, 11);
+        let rates = [0.5, 0.3];
+        let masked = check_with_dropout(&net, &data, &transform, &indices, 1000, 5, &rates);
+        let worst = masked.iter().map(|c| c.max_rel_error).fold(0.0, f64::max);
+        assert!(worst < TOLERANCE, "{hidden:?}: {masked:?}");
+
+        // The same gradients judged without the mask are far off: the mask is really applied.
+        let mut work = StepBuffers::new(&net, &data, samples, false).with_dropout(&net, &rates, 5);
+        let mut grads = vec![0.0; net.params.len()];
+        let batch = Batch {
+            data: &data,
+            transform: &transform,
+            indices: &indices,
+        };
+        work.gradient(&net, batch, &mut grads);
+        let unmasked = compare(&net, &data, &transform, &indices, &grads, 1000, 1);
+        let worst = unmasked.iter().map(|c| c.max_rel_error).fold(0.0, f64::max);
+        assert!(
+            worst > 0.05,
+            "{hidden:?}: dropout changed nothing: {unmasked:?}"
+        );
+    }
+}

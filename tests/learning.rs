@@ -163,3 +163,96 @@ fn label_smoothing_learns_and_keeps_its_loss_floor() {
         "{finals:?}, floor {floor}"
     );
 }
+
+fn train_with_dropout(rate: f32, seed: u64) -> Vec<EpochRecord> {
+    let mut loaded = config::load(&common::repo().join("configs/mnist_300x300.toml")).unwrap();
+    loaded.config.train.epochs = 2;
+    loaded.config.seed = seed;
+    loaded.config.model.dropout = backprop::config::Rates::All(rate);
+    loaded.config.validate().unwrap();
+    let mut exp = Experiment::prepare(loaded).unwrap();
+    exp.train_indices.truncate(6000);
+    let mut trainer = exp.trainer(exp.initial_state(), None).unwrap();
+    trainer
+        .fit(exp.sets(), &mut Silent, &AtomicBool::new(false))
+        .unwrap();
+    trainer.state.history
+}
+
+/// Dropout masks come from the seeded streams (the same run twice is bit-identical), they
+/// make the training loss noisier than the evaluated one, and the network still learns.
+#[test]
+fn dropout_is_reproducible_regularises_and_learns() {
+    let _guard = common::training_lock();
+    let a = train_with_dropout(0.5, 3);
+    let b = train_with_dropout(0.5, 3);
+    let plain = train_with_dropout(0.0, 3);
+    let bits = |h: &[EpochRecord]| -> Vec<u64> {
+        h.iter()
+            .flat_map(|r| [r.train_loss.to_bits(), r.test_loss.to_bits()])
+            .collect()
+    };
+    assert_eq!(bits(&a), bits(&b), "bit-identical with the same seed");
+    let (dropped, kept) = (&a[1], &plain[1]);
+    assert!(dropped.test_acc.unwrap() > 0.9, "{a:?}");
+    // Half the hidden units dropped while training: a clearly higher training loss.
+    assert!(
+        dropped.train_loss > 1.3 * kept.train_loss,
+        "dropout {dropped:?} plain {kept:?}"
+    );
+}
+
+/// Two overlapping Gaussian classes, the second rare (5%), as CSV: `x,y`.
+fn write_imbalanced_csv(path: &std::path::Path, rows: usize, seed: u64) {
+    let mut s = seed;
+    let mut uniform = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut text = String::from("x,y\n");
+    for i in 0..rows {
+        let rare = i % 20 == 0;
+        let normal = (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
+        let x = normal + if rare { 1.5 } else { 0.0 };
+        text += &format!("{x:.5},{}\n", u8::from(rare));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn rare_class_recall(dir: &std::path::Path, weights: &str) -> f64 {
+    let text = format!(
+        "[data.csv]\ntrain = \"train.csv\"\ntest = \"test.csv\"\ntarget = [\"y\"]\n\
+         classification = true\n[model]\nhidden = [8]\n[train]\nepochs = 15\nbatch_size = 50\n\
+         {weights}\n[optimizer]\nkind = \"momentum\"\nlr = 0.05\n"
+    );
+    let loaded = common::loaded(&text, dir);
+    let exp = Experiment::prepare(loaded).unwrap();
+    let mut trainer = exp.trainer(exp.initial_state(), None).unwrap();
+    trainer
+        .fit(exp.sets(), &mut Silent, &AtomicBool::new(false))
+        .unwrap();
+    let net = &trainer.state.net;
+    let mut evaluator = backprop::train::Evaluator::new(net, &exp.test, 1000);
+    let report = backprop::eval::report::report(&mut evaluator, net, &exp.test, &exp.transform);
+    report.classes[1].recall.unwrap()
+}
+
+/// Balanced class weights move the decision boundary towards the common class: the rare
+/// class' recall rises from the unweighted model's.
+#[test]
+fn balanced_class_weights_raise_the_rare_class_recall() {
+    let _guard = common::training_lock();
+    let dir = tempfile::tempdir().unwrap();
+    write_imbalanced_csv(&dir.path().join("train.csv"), 4000, 1);
+    write_imbalanced_csv(&dir.path().join("test.csv"), 4000, 2);
+    let plain = rare_class_recall(dir.path(), "");
+    let balanced = rare_class_recall(dir.path(), "class_weights = \"balanced\"");
+    let listed = rare_class_recall(dir.path(), "class_weights = [0.5263, 10.0]");
+    assert!(plain < 0.3, "unweighted recall {plain}");
+    assert!(
+        balanced > 0.5 && listed > 0.5,
+        "{plain} -> {balanced}, {listed}"
+    );
+}

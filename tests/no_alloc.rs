@@ -63,7 +63,11 @@ fn check_steps_and_evaluation(train: &Dataset, test: &Dataset, path: &str) {
         backprop::model::Network::initialised(arch, backprop::model::init::Init::Auto, 0.0, 1);
     let transform = InputTransform::new(1.0 / 255.0, 0.1307, 0.3081);
     let batch = 200;
-    let mut work = StepBuffers::new(&net, train, batch, true);
+    // With dropout masks and class weights, which the step applies too.
+    let weights = (1..=10).map(|c| c as f32 / 5.0).collect();
+    let mut work = StepBuffers::new(&net, train, batch, true)
+        .with_dropout(&net, &[0.2, 0.5], 1)
+        .with_class_weights(weights);
     let mut evaluator = Evaluator::new(&net, test, 1000);
     // A full batch (gathered in parallel) and a partial one (gathered on this thread).
     let full: Vec<usize> = (0..batch).map(|i| (i * 7919) % train.len()).collect();

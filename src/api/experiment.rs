@@ -3,11 +3,11 @@
 //! command line and the library's [`super::MlpBuilder`] both start runs here.
 
 use crate::compute::{blas, memory};
-use crate::config::{Loaded, Scale};
+use crate::config::{ClassWeights, Config, Loaded, Scale, WeightRule};
 use crate::data::{
     split_indices, CachePolicy, Dataset, InputScaling, InputTransform, OpenOptions, Source,
 };
-use crate::model::{Architecture, LayerSpec, Loss, Network};
+use crate::model::{dropout, Architecture, LayerSpec, Loss, Network};
 use crate::optim::Optimizer;
 use crate::train::{Monitor, Sets, StopRules, TrainState, Trainer, TrainerOptions};
 use anyhow::{anyhow, bail, Context, Result};
@@ -25,6 +25,8 @@ pub struct Experiment {
     pub warnings: Vec<String>,
     /// Which first-layer path runs and why, for the header.
     pub input_path: String,
+    /// The training loss' weight per class (empty for none).
+    pub class_weights: Vec<f32>,
 }
 
 /// The physical core count (hyper-threads share the FPU that sgemm saturates).
@@ -133,7 +135,38 @@ pub fn architecture(loaded: &Loaded, train: &Dataset) -> Result<Architecture> {
     })
 }
 
+/// The config's class weights for training on `indices` of `train` (empty for none).
+fn class_weights(cfg: &Config, train: &Dataset, indices: &[usize]) -> Result<Vec<f32>> {
+    let Some(rule) = &cfg.train.class_weights else {
+        return Ok(Vec::new());
+    };
+    let Some(classes) = train.classes() else {
+        bail!(
+            "train.class_weights: {} has real-valued targets; class weights need class labels",
+            train.name
+        );
+    };
+    match rule {
+        ClassWeights::Rule(WeightRule::Balanced) => Ok(train
+            .balanced_class_weights(indices)
+            .expect("labelled data")),
+        ClassWeights::List(w) if w.len() == classes => Ok(w.clone()),
+        ClassWeights::List(w) => bail!(
+            "train.class_weights: has {} weights, but {} has {classes} classes (one weight per \
+             class, in label order)",
+            w.len(),
+            train.name
+        ),
+    }
+}
+
 impl Experiment {
+    /// The dropout rate of each hidden layer.
+    pub fn dropout_rates(&self) -> Vec<f32> {
+        let hidden = self.arch.layers.len() - 1;
+        dropout::rates_per_layer(self.loaded.config.model.dropout.as_slice(), hidden)
+    }
+
     /// Loads the data and settles the shape; `loaded` must already be validated.
     pub fn prepare(loaded: Loaded) -> Result<Self> {
         let (train, test) = load_data(&loaded).context("loading the data")?;
@@ -190,6 +223,7 @@ impl Experiment {
                     .to_string(),
             );
         }
+        let class_weights = class_weights(cfg, &train, &train_indices)?;
         let scaling = InputScaling {
             byte_scale: if cfg.data.scale == Scale::Unit {
                 1.0 / 255.0
@@ -209,6 +243,7 @@ impl Experiment {
             arch,
             warnings,
             input_path,
+            class_weights,
             loaded,
         })
     }
@@ -266,6 +301,8 @@ impl Experiment {
             eval_chunk: t.eval_chunk,
             diagnostics_every,
             label_smoothing: self.loaded.config.model.label_smoothing,
+            dropout: self.dropout_rates(),
+            class_weights: self.class_weights.clone(),
         };
         Ok(Trainer::new(
             state,

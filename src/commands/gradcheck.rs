@@ -65,9 +65,17 @@ pub fn run(args: &GradcheckArgs) -> Result<i32> {
     let net = Network::initialised(arch, cfg.init(), cfg.model.bias_init, cfg.seed);
     let identity = InputTransform::identity();
     let indices: Vec<usize> = (0..samples).collect();
-    let checks = gradcheck::check(&net, &data, &identity, &indices, args.per_tensor, cfg.seed);
+    let rates = exp.dropout_rates();
+    let (per_tensor, seed) = (args.per_tensor, cfg.seed);
+    let checks =
+        gradcheck::check_with_dropout(&net, &data, &identity, &indices, per_tensor, seed, &rates);
+    let masks = if rates.iter().any(|&r| r > 0.0) {
+        format!(", dropout {rates:?} with the first step's masks")
+    } else {
+        String::new()
+    };
     println!(
-        "gradient check of {} on {samples} sample(s), central differences in f64",
+        "gradient check of {} on {samples} sample(s), central differences in f64{masks}",
         net.arch.describe()
     );
     println!(

@@ -21,8 +21,8 @@ const PROBE_EVERY: usize = 50;
 fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
     let c = &exp.loaded.config;
     format!(
-        "backprop {}: {} | {} train, {} validation, {} test samples, {} | batch {}, {} lr {} | \
-         {}, {threads} rayon thread(s) | {} build",
+        "backprop {}: {} | {} train, {} validation, {} test samples, {} | batch {}, {} lr {}{} \
+         | {}, {threads} rayon thread(s) | {} build",
         env!("CARGO_PKG_VERSION"),
         exp.arch.describe(),
         exp.train_indices.len(),
@@ -32,9 +32,32 @@ fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
         batch,
         c.optimizer.kind.name(),
         c.optimizer.lr,
+        loss_shaping(exp),
         coretype::describe(),
         build_profile()
     )
+}
+
+/// What changes the training loss or the passes: dropout, label smoothing, class weights.
+fn loss_shaping(exp: &Experiment) -> String {
+    let mut parts = String::new();
+    let rates = exp.dropout_rates();
+    if rates.iter().any(|&r| r > 0.0) {
+        parts += &format!(", dropout {rates:?}");
+    }
+    let smoothing = exp.loaded.config.model.label_smoothing;
+    if smoothing > 0.0 {
+        parts += &format!(", label smoothing {smoothing}");
+    }
+    if !exp.class_weights.is_empty() {
+        let w: Vec<String> = exp
+            .class_weights
+            .iter()
+            .map(|w| format!("{w:.3}"))
+            .collect();
+        parts += &format!(", class weights [{}]", w.join(", "));
+    }
+    parts
 }
 
 fn save(exp: &Experiment, state: &TrainState, path: &Path) -> Result<()> {

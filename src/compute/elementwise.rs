@@ -121,6 +121,26 @@ pub fn zip4(
     }
 }
 
+/// `f(start, a, b, c)` over matching pieces of three buffers, `start` being the pieces'
+/// offset (for per-element draws that must not depend on the split).
+pub fn triples_indexed(
+    a: &mut [f32],
+    b: &mut [f32],
+    c: &mut [f32],
+    f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync,
+) {
+    debug_assert!(a.len() == b.len() && a.len() == c.len());
+    match task_len(a.len(), 1) {
+        None => f(0, a, b, c),
+        Some(n) => a
+            .par_chunks_mut(n)
+            .zip(b.par_chunks_mut(n))
+            .zip(c.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(i, ((a, b), c))| f(i * n, a, b, c)),
+    }
+}
+
 /// Columns summed together on the stack, so a sum is finished before it meets `out`.
 const COLUMN_BLOCK: usize = 64;
 

@@ -13,8 +13,8 @@ pub use crate::data::csv::CsvConfig;
 pub use crate::data::synth::{SineConfig, XorConfig};
 pub use overrides::Overrides;
 pub use sections::{
-    ActivationName, Config, DataConfig, InitName, ModelConfig, OptimizerConfig, OutputConfig,
-    Scale, ScheduleConfig, ScheduleKind, TrainConfig,
+    ActivationName, ClassWeights, Config, DataConfig, InitName, ModelConfig, OptimizerConfig,
+    OutputConfig, Rates, Scale, ScheduleConfig, ScheduleKind, TrainConfig, WeightRule,
 };
 
 use anyhow::{Context, Result};
@@ -180,5 +180,20 @@ mod tests {
         let ok = |extra: &str| parse(&format!("{MINIMAL}{extra}")).unwrap().validate();
         ok("validation_split = 0.1\n[train]\ntarget_accuracy = 0.9\n").unwrap();
         ok("[train]\ntarget_loss = 0.1\nmonitor = \"train\"\n").unwrap();
+        // Dropout: one rate, or one per hidden layer; class weights: a rule or a list.
+        ok("[model]\nhidden = [4, 4]\ndropout = 0.2\n").unwrap();
+        ok("[model]\nhidden = [4, 4]\ndropout = [0.1, 0.5]\n").unwrap();
+        let e = bad("[model]\nhidden = [4, 4]\ndropout = [0.1, 0.2, 0.3]\n");
+        assert!(
+            e.contains("model.dropout: has 3 rates for 2 hidden layers"),
+            "{e}"
+        );
+        assert!(bad("[model]\ndropout = 1.0\n").starts_with("model.dropout"));
+        ok("[train]\nclass_weights = \"balanced\"\n").unwrap();
+        ok("[train]\nclass_weights = [1.0, 2.5]\n").unwrap();
+        assert!(bad("[train]\nclass_weights = [1.0, -1.0]\n").starts_with("train.class_weights"));
+        let mse = "[model]\nloss = \"mse\"\n[train]\nclass_weights = \"balanced\"\n";
+        assert!(bad(mse).starts_with("train.class_weights"));
+        assert!(parse(&format!("{MINIMAL}[train]\nclass_weights = \"even\"\n")).is_err());
     }
 }

@@ -123,6 +123,76 @@ pub struct ModelConfig {
     pub bias_init: f32,
     /// Softmax cross-entropy against `(1 - ε) y + ε / K` targets while training.
     pub label_smoothing: f32,
+    /// Inverted dropout while training: one rate for every hidden layer, or one each.
+    pub dropout: Rates,
+}
+
+/// A rate for every layer, or one per layer.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged, try_from = "toml::Value")]
+pub enum Rates {
+    All(f32),
+    PerLayer(Vec<f32>),
+}
+
+impl Rates {
+    pub fn as_slice(&self) -> &[f32] {
+        match self {
+            Rates::All(r) => std::slice::from_ref(r),
+            Rates::PerLayer(v) => v,
+        }
+    }
+}
+
+impl TryFrom<toml::Value> for Rates {
+    type Error = String;
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        match numbers(&v) {
+            Some(list) if v.is_array() => Ok(Rates::PerLayer(list)),
+            Some(one) => Ok(Rates::All(one[0])),
+            None => Err(format!(
+                "expected a rate (0.2) or one rate per hidden layer ([0.2, 0.5]), got {v}"
+            )),
+        }
+    }
+}
+
+/// A number or a list of numbers, as `f32`s.
+fn numbers(v: &toml::Value) -> Option<Vec<f32>> {
+    let one = |v: &toml::Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+    match v {
+        toml::Value::Array(items) => items.iter().map(|i| one(i).map(|x| x as f32)).collect(),
+        other => one(other).map(|x| vec![x as f32]),
+    }
+}
+
+/// Per-class weights of the training loss.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged, try_from = "toml::Value")]
+pub enum ClassWeights {
+    /// `"balanced"`: `n / (K · count_c)` over the training samples.
+    Rule(WeightRule),
+    /// One weight per class.
+    List(Vec<f32>),
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightRule {
+    Balanced,
+}
+
+impl TryFrom<toml::Value> for ClassWeights {
+    type Error = String;
+    fn try_from(v: toml::Value) -> Result<Self, String> {
+        match (v.as_str(), numbers(&v)) {
+            (Some("balanced"), _) => Ok(ClassWeights::Rule(WeightRule::Balanced)),
+            (None, Some(list)) if v.is_array() => Ok(ClassWeights::List(list)),
+            _ => Err(format!(
+                "expected \"balanced\" or one weight per class ([1.0, 4.0, ...]), got {v}"
+            )),
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -139,6 +209,7 @@ impl Default for ModelConfig {
             init_limit: None,
             bias_init: 0.0,
             label_smoothing: 0.0,
+            dropout: Rates::All(0.0),
         }
     }
 }
@@ -162,6 +233,8 @@ pub struct TrainConfig {
     pub eval_chunk: usize,
     /// Byte inputs as compressed rows for the first layer: "auto" (by density), "on", "off".
     pub sparse_input: SparseInput,
+    /// Weights of each class in the training loss and its gradient.
+    pub class_weights: Option<ClassWeights>,
 }
 
 impl Default for TrainConfig {
@@ -177,6 +250,7 @@ impl Default for TrainConfig {
             monitor: None,
             eval_chunk: 1000,
             sparse_input: SparseInput::Auto,
+            class_weights: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Value checks the types cannot make: ranges, combinations, required companions. Each
 //! failure is a [`ConfigError`] naming the field.
 
-use super::sections::{ActivationName, Config, InitName};
+use super::sections::{ActivationName, ClassWeights, Config, InitName};
 use crate::error::ConfigError;
 use crate::model::Loss;
 use crate::train::Monitor;
@@ -136,6 +136,21 @@ impl Config {
             "model.label_smoothing",
             "smooths the targets of softmax_cross_entropy only",
         )?;
+        let rates = m.dropout.as_slice();
+        check(
+            rates.iter().all(|r| (0.0..1.0).contains(r)),
+            "model.dropout",
+            format!("every rate must be in [0, 1), got {rates:?}"),
+        )?;
+        check(
+            rates.len() <= 1 || rates.len() == m.hidden.len(),
+            "model.dropout",
+            format!(
+                "has {} rates for {} hidden layers (give one rate, or one per hidden layer)",
+                rates.len(),
+                m.hidden.len()
+            ),
+        )?;
         check(
             m.bias_init.is_finite(),
             "model.bias_init",
@@ -176,6 +191,19 @@ impl Config {
     fn validate_training(&self) -> Result<(), ConfigError> {
         let t = &self.train;
         check(t.epochs > 0, "train.epochs", "must be at least 1")?;
+        if let Some(ClassWeights::List(w)) = &t.class_weights {
+            check(
+                w.iter().all(|v| v.is_finite() && *v >= 0.0) && w.iter().any(|&v| v > 0.0),
+                "train.class_weights",
+                format!("weights must be finite, >= 0 and not all 0, got {w:?}"),
+            )?;
+        }
+        check(
+            t.class_weights.is_none() || self.model.loss != Loss::MeanSquaredError,
+            "train.class_weights",
+            "weights the classes of a classification loss (softmax_cross_entropy or \
+             sigmoid_binary_cross_entropy), not mean_squared_error",
+        )?;
         check(t.batch_size > 0, "train.batch_size", "must be at least 1")?;
         check(t.eval_chunk > 0, "train.eval_chunk", "must be at least 1")?;
         check(

@@ -183,6 +183,30 @@ impl Dataset {
         Ok(())
     }
 
+    /// `"balanced"` class weights over the samples `indices`: `n / (K · count_c)`, so that
+    /// every class carries the same total weight and the mean weight per sample is 1
+    /// (classes absent from `indices` get 1). `None` without class labels.
+    pub fn balanced_class_weights(&self, indices: &[usize]) -> Option<Vec<f32>> {
+        let k = self.classes()?;
+        let mut counts = vec![0usize; k];
+        for &i in indices {
+            counts[self.label(i) as usize] += 1;
+        }
+        let n = indices.len() as f64;
+        Some(
+            counts
+                .iter()
+                .map(|&c| {
+                    if c == 0 {
+                        1.0
+                    } else {
+                        (n / (k as f64 * c as f64)) as f32
+                    }
+                })
+                .collect(),
+        )
+    }
+
     pub fn label(&self, i: usize) -> u32 {
         match &self.targets {
             TargetData::Classes { labels, .. } => labels.get(i),

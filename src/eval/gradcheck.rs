@@ -22,19 +22,20 @@ pub struct TensorCheck {
     pub skipped: usize,
 }
 
-/// The batch-mean loss in f64, computed naively from `params`.
-pub fn reference_loss(net: &Network, params: &[f64], x: &[f64], targets: Targets, n: usize) -> f64 {
-    reference_pass(net, params, x, targets, n, None)
-}
+/// One step's dropout masks, per layer: `scale[r * width + j]` (0, or `1 / (1 - p)`), or
+/// `None` for a layer without dropout.
+pub type Masks = Vec<Option<Vec<f32>>>;
 
-/// [`reference_loss`], also recording, when asked, which side of the kink every (leaky)
-/// ReLU input is on.
+/// The batch-mean loss in f64, computed naively from `params` (hidden outputs times their
+/// `masks`), also recording, when asked, which side of the kink every (leaky) ReLU input is
+/// on.
 fn reference_pass(
     net: &Network,
     params: &[f64],
     x: &[f64],
     targets: Targets,
     n: usize,
+    masks: &Masks,
     mut sides: Option<&mut Vec<bool>>,
 ) -> f64 {
     if let Some(s) = sides.as_deref_mut() {
@@ -60,7 +61,11 @@ fn reference_pass(
                 {
                     s.push(z > 0.0);
                 }
-                next.push(layer.activation.apply_f64(z));
+                let scale = masks
+                    .get(l)
+                    .and_then(Option::as_ref)
+                    .map_or(1.0, |m| f64::from(m[r * w.cols + j]));
+                next.push(layer.activation.apply_f64(z) * scale);
             }
             std::mem::swap(&mut act, &mut next);
         }
@@ -79,7 +84,22 @@ pub fn check(
     per_tensor: usize,
     seed: u64,
 ) -> Vec<TensorCheck> {
-    let mut work = StepBuffers::new(net, data, indices.len(), false);
+    check_with_dropout(net, data, transform, indices, per_tensor, seed, &[])
+}
+
+/// [`check`] with dropout `rates` per hidden layer, under the fixed masks of the first
+/// training step of a run seeded with `seed`.
+pub fn check_with_dropout(
+    net: &Network,
+    data: &Dataset,
+    transform: &InputTransform,
+    indices: &[usize],
+    per_tensor: usize,
+    seed: u64,
+    rates: &[f32],
+) -> Vec<TensorCheck> {
+    let n = indices.len();
+    let mut work = StepBuffers::new(net, data, n, false).with_dropout(net, rates, seed);
     let mut grads = vec![0.0; net.params.len()];
     let batch = Batch {
         data,
@@ -87,7 +107,11 @@ pub fn check(
         indices,
     };
     work.gradient(net, batch, &mut grads);
-    compare(net, data, transform, indices, &grads, per_tensor, seed)
+    let masks: Masks = (0..net.layer_count())
+        .map(|l| work.acts.last_mask(l, n).map(|(_, scale)| scale.to_vec()))
+        .collect();
+    let set = (data, transform, indices);
+    compare_masked(net, set, &grads, &masks, per_tensor, seed)
 }
 
 /// Compares given gradients (laid out like `net.params`) with finite differences.
@@ -97,6 +121,19 @@ pub fn compare(
     transform: &InputTransform,
     indices: &[usize],
     analytic: &[f32],
+    per_tensor: usize,
+    seed: u64,
+) -> Vec<TensorCheck> {
+    let set = (data, transform, indices);
+    compare_masked(net, set, analytic, &Vec::new(), per_tensor, seed)
+}
+
+/// [`compare`] for gradients taken under dropout `masks`.
+pub fn compare_masked(
+    net: &Network,
+    (data, transform, indices): (&Dataset, &InputTransform, &[usize]),
+    analytic: &[f32],
+    masks: &Masks,
     per_tensor: usize,
     seed: u64,
 ) -> Vec<TensorCheck> {
@@ -124,10 +161,25 @@ pub fn compare(
                 let original = params[p];
                 let h = 1e-6 * original.abs().max(1.0);
                 params[p] = original + h;
-                let up = reference_pass(net, &params, &x, targets.view(n), n, Some(&mut up_sides));
+                let up = reference_pass(
+                    net,
+                    &params,
+                    &x,
+                    targets.view(n),
+                    n,
+                    masks,
+                    Some(&mut up_sides),
+                );
                 params[p] = original - h;
-                let down =
-                    reference_pass(net, &params, &x, targets.view(n), n, Some(&mut down_sides));
+                let down = reference_pass(
+                    net,
+                    &params,
+                    &x,
+                    targets.view(n),
+                    n,
+                    masks,
+                    Some(&mut down_sides),
+                );
                 params[p] = original;
                 if up_sides != down_sides {
                     skipped += 1;

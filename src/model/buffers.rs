@@ -1,6 +1,7 @@
 //! The per-batch buffers of the passes, allocated once for a largest batch.
 
 use super::architecture::Architecture;
+use super::dropout::DropoutLayer;
 use crate::compute::sparse::{CsrBytes, Transpose};
 use ndarray::{s, Array2, ArrayView2};
 
@@ -14,6 +15,10 @@ pub struct Activations {
     pub pre: Vec<Option<Array2<f32>>>,
     /// The first layer's bias with a sparse input's mean subtraction folded in.
     pub first_bias: Vec<f32>,
+    /// Per layer, its dropout buffers (hidden layers with a rate above 0, training only).
+    pub dropout: Vec<Option<DropoutLayer>>,
+    /// The key of the masks the last forward pass applied (`None`: it applied none).
+    pub mask_key: Option<u64>,
 }
 
 impl Activations {
@@ -34,7 +39,28 @@ impl Activations {
                 })
                 .collect(),
             first_bias: vec![0.0; arch.layers.first().map_or(0, |l| l.outputs)],
+            dropout: vec![None; arch.layers.len()],
+            mask_key: None,
         }
+    }
+
+    /// Buffers that can apply dropout with `rates[l]` to hidden layer `l`.
+    pub fn with_dropout(arch: &Architecture, capacity: usize, rates: &[f32]) -> Self {
+        let mut acts = Self::new(arch, capacity);
+        for (l, &rate) in rates.iter().enumerate().filter(|(_, &r)| r > 0.0) {
+            let width = arch.layers[l].outputs;
+            assert!(l + 1 < arch.layers.len(), "dropout on the output layer");
+            acts.dropout[l] = Some(DropoutLayer::new(rate, capacity, width));
+        }
+        acts
+    }
+
+    /// Layer `layer`'s output before and after its last mask's scale (`None`: no mask was
+    /// applied to it in the last forward pass).
+    pub fn last_mask(&self, layer: usize, n: usize) -> Option<(&[f32], &[f32])> {
+        self.mask_key?;
+        let d = self.dropout[layer].as_ref()?;
+        Some(d.last_mask(n * d.unmasked.ncols()))
     }
 
     pub fn capacity(&self) -> usize {

@@ -33,6 +33,15 @@ impl Targets<'_> {
     }
 }
 
+/// How the training loss departs from the plain one (evaluation scores the plain one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shaping<'a> {
+    /// Softmax cross-entropy against `(1 - ε) y + ε / K` (0 for none).
+    pub label_smoothing: f32,
+    /// Each sample's loss (and its gradient) times its class' weight (labelled data only).
+    pub class_weights: Option<&'a [f32]>,
+}
+
 /// Sums over a batch: loss summed over samples (so batches combine exactly into an epoch
 /// mean), and correct predictions out of `counted` (0 when accuracy does not apply).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -87,29 +96,42 @@ impl Loss {
     }
 
     /// Scores `out` (the last layer's output for `n` rows) and, if `delta` is given, writes
-    /// the gradient of the batch-mean loss with respect to the last layer's pre-activation.
-    /// `smoothing` (softmax cross-entropy only) mixes the one-hot target with a uniform one:
-    /// `(1 - ε) y + ε / K`.
+    /// the gradient of the batch-mean loss with respect to the last layer's pre-activation;
+    /// `shaping` gives the training loss' label smoothing and class weights.
     pub fn score(
         &self,
         out: ArrayView2<f32>,
         output_activation: Activation,
         targets: Targets,
         mut delta: Option<ArrayViewMut2<f32>>,
-        smoothing: f32,
+        shaping: Shaping,
     ) -> Score {
         let n = out.nrows();
         let mut score = Score::default();
         if n == 0 {
             return score;
         }
-        let inv_n = 1.0 / n as f32;
-        let score_row = |r: usize, z: &[f32], d: Option<&mut [f32]>| match self {
-            Loss::SoftmaxCrossEntropy => {
-                softmax_cross_entropy_row(z, targets, r, d, inv_n, smoothing)
-            }
-            Loss::MeanSquaredError => squared_error_row(z, output_activation, targets, r, d, inv_n),
-            Loss::SigmoidBinaryCrossEntropy => binary_cross_entropy_row(z, targets, r, d, inv_n),
+        let weight = |r: usize| match (shaping.class_weights, targets) {
+            (Some(w), Targets::Labels(labels)) => w[labels[r] as usize],
+            _ => 1.0,
+        };
+        let smoothing = shaping.label_smoothing;
+        let score_row = |r: usize, z: &[f32], d: Option<&mut [f32]>| {
+            let w = weight(r);
+            let inv_n = w / n as f32;
+            let mut s = match self {
+                Loss::SoftmaxCrossEntropy => {
+                    softmax_cross_entropy_row(z, targets, r, d, inv_n, smoothing)
+                }
+                Loss::MeanSquaredError => {
+                    squared_error_row(z, output_activation, targets, r, d, inv_n)
+                }
+                Loss::SigmoidBinaryCrossEntropy => {
+                    binary_cross_entropy_row(z, targets, r, d, inv_n)
+                }
+            };
+            s.loss_sum *= f64::from(w);
+            s
         };
         let rows = out.rows().into_iter().enumerate();
         match delta.as_mut() {
@@ -341,7 +363,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&labels),
             Some(delta.view_mut()),
-            0.0,
+            Shaping::default(),
         );
         let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
         let sum: f32 = e.iter().sum();
@@ -366,7 +388,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&[1]),
             None,
-            0.0,
+            Shaping::default(),
         );
         assert!((s.loss_sum - 2000.0).abs() < 1e-3, "{}", s.loss_sum);
         let b = Loss::SigmoidBinaryCrossEntropy.score(
@@ -374,7 +396,7 @@ mod tests {
             Activation::Identity,
             Targets::Labels(&[1]),
             None,
-            0.0,
+            Shaping::default(),
         );
         assert!((b.loss_sum - 500.0).abs() < 1e-3);
     }
@@ -389,7 +411,7 @@ mod tests {
             Activation::Identity,
             Targets::Values(y.view()),
             Some(delta.view_mut()),
-            0.0,
+            Shaping::default(),
         );
         assert!((s.mean_loss() - (1.0 + 4.0 + 1.0 + 1.0) / 4.0).abs() < 1e-9);
         assert_eq!(delta, array![[0.5f32, 1.0], [-0.5, -0.5]]);
@@ -422,7 +444,10 @@ mod tests {
                 Activation::Identity,
                 Targets::Labels(&labels),
                 Some(delta.view_mut()),
-                eps,
+                Shaping {
+                    label_smoothing: eps,
+                    class_weights: None,
+                },
             );
             let z64: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
             let want = smoothed_loss(&z64, 2, f64::from(eps));
@@ -445,6 +470,45 @@ mod tests {
                     "eps {eps}, logit {i}: {numeric} vs {analytic}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_class_weight_scales_that_class_loss_and_gradient() {
+        let z = array![[0.3f32, -1.2, 2.0], [1.0, 0.0, -1.0]];
+        let labels = [1u32, 0];
+        let weights = [1.0f32, 7.5, 1.0];
+        for loss in [Loss::SoftmaxCrossEntropy, Loss::MeanSquaredError] {
+            let run = |class_weights| {
+                let mut delta = Array2::zeros((2, 3));
+                let shaping = Shaping {
+                    label_smoothing: 0.0,
+                    class_weights,
+                };
+                let t = Targets::Labels(&labels);
+                let s = loss.score(
+                    z.view(),
+                    Activation::Identity,
+                    t,
+                    Some(delta.view_mut()),
+                    shaping,
+                );
+                (s, delta)
+            };
+            let (plain, plain_delta) = run(None);
+            let (weighted, weighted_delta) = run(Some(&weights));
+            // The rare class (row 0, weight 7.5) moves 7.5 times as far; row 1 (weight 1) not.
+            for c in 0..3 {
+                let (p, w) = (plain_delta[[0, c]], weighted_delta[[0, c]]);
+                assert!(
+                    (w - 7.5 * p).abs() <= 1e-6 * p.abs().max(1e-3),
+                    "{loss:?} {c}"
+                );
+                assert_eq!(weighted_delta[[1, c]], plain_delta[[1, c]]);
+            }
+            let row = |s: &Score| s.loss_sum;
+            assert!(row(&weighted) > row(&plain), "{loss:?}");
+            assert_eq!(weighted.correct, plain.correct);
         }
     }
 }

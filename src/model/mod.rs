@@ -1,10 +1,11 @@
 //! The model: its shape and parameter layout ([`architecture`]), the parameters
 //! ([`network`]), the passes over a batch ([`passes`]) with their buffers ([`buffers`]), and
-//! the pieces a layer is made of: [`activation`], [`loss`], [`init`].
+//! the pieces a layer is made of: [`activation`], [`dropout`], [`loss`], [`init`].
 
 pub mod activation;
 pub mod architecture;
 pub mod buffers;
+pub mod dropout;
 pub mod init;
 pub mod loss;
 pub mod network;
@@ -14,6 +15,6 @@ pub use activation::Activation;
 pub use architecture::{Architecture, LayerSpec, TensorInfo, TensorKind};
 pub use buffers::{Activations, Deltas, SparseScratch};
 pub use init::Init;
-pub use loss::{Loss, Score, Targets};
+pub use loss::{Loss, Score, Shaping, Targets};
 pub use network::Network;
 pub use passes::{Gradients, Input, SparseRows};

@@ -10,7 +10,7 @@
 
 use super::architecture::{TensorInfo, TensorKind};
 use super::buffers::{Activations, Deltas, SparseScratch};
-use super::loss::{Score, Targets};
+use super::loss::{Score, Shaping, Targets};
 use super::network::Network;
 use crate::compute::blas::{gemm, Op};
 use crate::compute::elementwise;
@@ -39,6 +39,19 @@ impl Network {
     /// Forward pass over `n` rows of `input` (for a dense input, the first `n` rows of
     /// `acts.bufs[0]`).
     pub fn forward(&self, acts: &mut Activations, n: usize, input: Input) {
+        self.forward_masked(acts, n, input, None);
+    }
+
+    /// [`Network::forward`] as in training: with `mask_key`, the hidden layers that have
+    /// dropout buffers in `acts` are masked with that key's masks (see [`super::dropout`]).
+    pub fn forward_masked(
+        &self,
+        acts: &mut Activations,
+        n: usize,
+        input: Input,
+        mask_key: Option<u64>,
+    ) {
+        acts.mask_key = mask_key;
         for (l, layer) in self.arch.layers.iter().enumerate() {
             let (done, rest) = acts.bufs.split_at_mut(l + 1);
             let mut out = rest[0].slice_mut(s![..n, ..]);
@@ -71,20 +84,23 @@ impl Network {
                 }
                 None => layer.activation.add_bias_and_apply(out, bias),
             }
+            if let (Some(key), Some(dropout)) = (mask_key, acts.dropout[l].as_mut()) {
+                dropout.apply(out, key, l);
+            }
         }
     }
 
     /// Backward pass after [`Network::forward`] on the same `n` rows: scores the batch and
     /// fills every layer's delta (`∂loss/∂z` of the batch-mean loss), using the current
-    /// weights. The gradient products follow from [`Network::gradients`]. `smoothing` is the
-    /// loss' label smoothing (0 for none).
+    /// weights. The gradient products follow from [`Network::gradients`]. `shaping` is the
+    /// training loss' label smoothing and class weights (the default for none).
     pub fn backward(
         &self,
         acts: &Activations,
         deltas: &mut Deltas,
         targets: Targets,
         n: usize,
-        smoothing: f32,
+        shaping: Shaping,
     ) -> Score {
         let last = self.layer_count() - 1;
         let score = self.arch.loss.score(
@@ -92,7 +108,7 @@ impl Network {
             self.arch.layers[last].activation,
             targets,
             Some(deltas.bufs[last].slice_mut(s![..n, ..])),
-            smoothing,
+            shaping,
         );
         for l in (1..=last).rev() {
             let (below, from_here) = deltas.bufs.split_at_mut(l);
@@ -109,7 +125,15 @@ impl Network {
             );
             let prev = prev.into_slice().expect("row-major buffer");
             let a = acts.bufs[l].slice(s![..n, ..]);
-            let a = a.as_slice().expect("row-major buffer");
+            let mut a = a.as_slice().expect("row-major buffer");
+            // Through a dropout mask: scaled as the forward pass scaled, and the derivative
+            // taken from the output before the mask.
+            if let Some((unmasked, scale)) = acts.last_mask(l - 1, n) {
+                elementwise::rows2(prev, scale, 1, |p, s| {
+                    p.iter_mut().zip(s).for_each(|(p, s)| *p *= s)
+                });
+                a = unmasked;
+            }
             self.arch.layers[l - 1].activation.scale_by_derivative(
                 prev,
                 a,

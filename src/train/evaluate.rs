@@ -3,7 +3,7 @@
 
 use crate::data::batch::load;
 use crate::data::{Dataset, InputTransform, TargetBuffer};
-use crate::model::{Activations, Network, Score};
+use crate::model::{Activations, Network, Score, Shaping};
 
 /// Which samples of a dataset to evaluate.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +73,7 @@ impl Evaluator {
                 net.arch.layers[last].activation,
                 self.targets.view(n),
                 None,
-                0.0,
+                Shaping::default(),
             ));
             visit(&self.chunk_indices, out);
         }

@@ -5,7 +5,8 @@
 use crate::compute::{blas, elementwise};
 use crate::data::batch::load_as;
 use crate::data::{Dataset, InputTransform, TargetBuffer, SPARSE_MAX_STEP_ROWS};
-use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, SparseScratch};
+use crate::model::dropout::mask_key;
+use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, Shaping, SparseScratch};
 use crate::optim::Optimizer;
 
 /// The samples of one minibatch and where they come from.
@@ -36,6 +37,12 @@ pub struct StepBuffers {
     sparse: Option<SparseScratch>,
     /// The training loss' label smoothing (softmax cross-entropy; 0 for none).
     label_smoothing: f32,
+    /// The training loss' weight per class (empty for none).
+    class_weights: Vec<f32>,
+    /// The run seed the dropout masks derive from (`None`: no dropout).
+    dropout_seed: Option<u64>,
+    /// The optimizer step whose masks the passes apply (set by [`StepBuffers::step`]).
+    pub mask_step: u64,
 }
 
 impl StepBuffers {
@@ -56,7 +63,26 @@ impl StepBuffers {
                 .as_ref()
                 .map(|csr| SparseScratch::new(csr, &net.arch, capacity)),
             label_smoothing: 0.0,
+            class_weights: Vec::new(),
+            dropout_seed: None,
+            mask_step: 0,
         }
+    }
+
+    /// Steps on the loss with each sample weighted by its class' weight.
+    pub fn with_class_weights(mut self, weights: Vec<f32>) -> Self {
+        self.class_weights = weights;
+        self
+    }
+
+    /// Steps with dropout `rates[l]` on hidden layer `l`, masks derived from `seed` and the
+    /// optimizer's step count (so a resumed run draws the masks it would have drawn).
+    pub fn with_dropout(mut self, net: &Network, rates: &[f32], seed: u64) -> Self {
+        if rates.iter().any(|&r| r > 0.0) {
+            self.acts = Activations::with_dropout(&net.arch, self.acts.capacity(), rates);
+            self.dropout_seed = Some(seed);
+        }
+        self
     }
 
     /// Steps on the label-smoothed loss (`(1 - ε) y + ε / K` targets).
@@ -90,6 +116,7 @@ impl StepBuffers {
         keep_gradient: bool,
     ) -> Score {
         let n = batch.indices.len();
+        self.mask_step = optimizer.steps;
         let (score, input) = self.forward_backward(net, batch);
         if score.loss_sum.is_finite() {
             let StepBuffers {
@@ -114,7 +141,8 @@ impl StepBuffers {
         score
     }
 
-    /// The gradient of the batch-mean loss over `batch` into `out`, without an update.
+    /// The gradient of the batch-mean loss over `batch` into `out`, without an update (with
+    /// the dropout masks of step [`StepBuffers::mask_step`]).
     pub fn gradient(&mut self, net: &Network, batch: Batch, out: &mut [f32]) -> Score {
         let n = batch.indices.len();
         let (score, input) = self.forward_backward(net, batch);
@@ -137,15 +165,14 @@ impl StepBuffers {
             &mut self.targets,
             batch.reads_sparse(),
         );
-        net.forward(&mut self.acts, n, input);
+        let key = self.dropout_seed.map(|seed| mask_key(seed, self.mask_step));
+        net.forward_masked(&mut self.acts, n, input, key);
         let targets = self.targets.view(n);
-        let score = net.backward(
-            &self.acts,
-            &mut self.deltas,
-            targets,
-            n,
-            self.label_smoothing,
-        );
+        let shaping = Shaping {
+            label_smoothing: self.label_smoothing,
+            class_weights: (!self.class_weights.is_empty()).then_some(&self.class_weights[..]),
+        };
+        let score = net.backward(&self.acts, &mut self.deltas, targets, n, shaping);
         (score, input)
     }
 }

@@ -31,6 +31,10 @@ pub struct TrainerOptions {
     pub diagnostics_every: Option<usize>,
     /// Label smoothing of the training loss (0 for none).
     pub label_smoothing: f32,
+    /// Dropout rate per hidden layer (empty or zeros for none).
+    pub dropout: Vec<f32>,
+    /// Training loss weight per class (empty for none).
+    pub class_weights: Vec<f32>,
 }
 
 /// Every buffer of a run, allocated here and nowhere else: the step's, the evaluators', the
@@ -46,7 +50,7 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn new(state: &TrainState, sets: Sets, options: &TrainerOptions) -> Self {
+    fn new(state: &TrainState, sets: Sets, options: &TrainerOptions, seed: u64) -> Self {
         let net = &state.net;
         let batch = options.batch_size.min(sets.train_indices.len()).max(1);
         let probe = options
@@ -55,7 +59,9 @@ impl Workspace {
         let gradient_buffer = probe.is_some() || !state.optimizer.hyper.kind.fuses();
         Workspace {
             step: StepBuffers::new(net, sets.train, batch, gradient_buffer)
-                .with_label_smoothing(options.label_smoothing),
+                .with_label_smoothing(options.label_smoothing)
+                .with_class_weights(options.class_weights.clone())
+                .with_dropout(net, &options.dropout, seed),
             batcher: Batcher::new(sets.train_indices.to_vec(), batch, options.drop_last),
             test_eval: Evaluator::new(net, sets.test, options.eval_chunk),
             validation_eval: Evaluator::new(net, sets.train, options.eval_chunk),
@@ -87,7 +93,7 @@ impl Trainer {
         options: &TrainerOptions,
     ) -> Self {
         Trainer {
-            work: Workspace::new(&state, sets, options),
+            work: Workspace::new(&state, sets, options, seed),
             state,
             schedule,
             rules,
