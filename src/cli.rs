@@ -97,6 +97,10 @@ pub enum Command {
     /// training data held (bytes for IDX images) and returns class probabilities (or the
     /// regression output).
     Export(ExportArgs),
+    /// Learning-rate range test: train from the initial weights with an lr growing
+    /// exponentially each step until the loss explodes; suggest an lr, write the curve (CSV)
+    /// and its plot. Never touches a checkpoint.
+    LrFind(LrFindArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -222,6 +226,30 @@ pub struct GradcheckArgs {
     /// Largest acceptable relative error.
     #[arg(long, default_value_t = 1e-3, value_name = "X", value_parser = positive_f64)]
     pub threshold: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct LrFindArgs {
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The first learning rate.
+    #[arg(long, default_value_t = 1e-7, value_name = "LR", value_parser = positive_f32)]
+    pub start_lr: f32,
+    /// The last learning rate (the sweep usually stops before, when the loss explodes).
+    #[arg(long, default_value_t = 10.0, value_name = "LR", value_parser = positive_f32)]
+    pub end_lr: f32,
+    /// Steps from the first to the last learning rate.
+    #[arg(long, default_value_t = 300, value_name = "N", value_parser = at_least_one())]
+    pub steps: usize,
+    /// The curve as CSV: step, lr, loss, smoothed loss.
+    #[arg(long, default_value = "lr-find.csv", value_name = "FILE")]
+    pub csv_out: PathBuf,
+    /// The curve as a plot (.png or .svg), the suggestion marked.
+    #[arg(long, default_value = "lr-find.png", value_name = "FILE")]
+    pub plot: PathBuf,
+    /// Machine-readable output (one JSON object).
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl TrainArgs {

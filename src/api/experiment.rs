@@ -289,13 +289,10 @@ impl Experiment {
         }
     }
 
-    pub fn trainer(&self, state: TrainState, diagnostics_every: Option<usize>) -> Result<Trainer> {
-        let rules = self.rules();
-        if rules.monitor == Monitor::Validation && self.validation.is_empty() {
-            bail!("train.monitor = \"validation\" needs data.validation_split > 0");
-        }
+    /// The config's training options.
+    pub fn trainer_options(&self, diagnostics_every: Option<usize>) -> TrainerOptions {
         let t = &self.loaded.config.train;
-        let options = TrainerOptions {
+        TrainerOptions {
             batch_size: t.batch_size,
             drop_last: t.drop_last,
             eval_chunk: t.eval_chunk,
@@ -303,7 +300,15 @@ impl Experiment {
             label_smoothing: self.loaded.config.model.label_smoothing,
             dropout: self.dropout_rates(),
             class_weights: self.class_weights.clone(),
-        };
+        }
+    }
+
+    pub fn trainer(&self, state: TrainState, diagnostics_every: Option<usize>) -> Result<Trainer> {
+        let rules = self.rules();
+        if rules.monitor == Monitor::Validation && self.validation.is_empty() {
+            bail!("train.monitor = \"validation\" needs data.validation_split > 0");
+        }
+        let options = self.trainer_options(diagnostics_every);
         Ok(Trainer::new(
             state,
             self.loaded.config.schedule(),

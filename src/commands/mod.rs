@@ -1,5 +1,5 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`], [`export`]; [`experiment`] assembles a run from a config for
+//! [`gradcheck`], [`bench`], [`export`], [`lr_find`]; [`experiment`] assembles a run from a config for
 //! all of them.
 
 pub mod bench;
@@ -9,6 +9,7 @@ pub use crate::api::experiment;
 pub mod export;
 pub mod gradcheck;
 pub mod interrupt;
+pub mod lr_find;
 pub mod predict;
 pub mod train;
 
@@ -47,6 +48,7 @@ pub fn main() -> i32 {
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Bench(args)) => bench::run(&args, interrupt),
         Some(Command::Export(args)) => export::run(&args),
+        Some(Command::LrFind(args)) => lr_find::run(&args),
     };
     match result {
         Ok(status) => status,

@@ -1,7 +1,8 @@
-//! Learning curves: loss and accuracy against epoch for the training, validation and test
-//! sets, as PNG or SVG (by the file's extension). The font is embedded (DejaVu Sans), so a
+//! Learning curves (loss and accuracy against epoch for the training, validation and test
+//! sets) and the lr range test's curve, as PNG or SVG (by the file's extension). The font is embedded (DejaVu Sans), so a
 //! PNG renders the same on a machine without fonts.
 
+use crate::train::lr_find::{before_minimum, Finding, LrPoint};
 use crate::train::EpochRecord;
 use anyhow::{anyhow, bail, Result};
 use image::ImageEncoder as _;
@@ -147,11 +148,44 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
+/// A figure drawable on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+struct LearningCurves<'a> {
+    history: &'a [EpochRecord],
+    title: &'a str,
+}
+
+impl Figure for LearningCurves<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(root, self.history, self.title)
+    }
+}
+
 /// Writes the learning curves of `history` to `path` (`.png` or `.svg`), atomically.
 pub fn learning_curves(path: &Path, history: &[EpochRecord], title: &str) -> Result<()> {
     if history.is_empty() {
         bail!("no completed epoch to plot");
     }
+    render(path, &LearningCurves { history, title })
+}
+
+/// Writes the lr range test's curve to `path` (`.png` or `.svg`), atomically: loss and
+/// smoothed loss against a logarithmic lr axis, the suggestion marked.
+pub fn lr_range(path: &Path, finding: &Finding, title: &str) -> Result<()> {
+    if finding.points.len() < 2 {
+        bail!(
+            "the range test ended after {} step(s): nothing to plot",
+            finding.points.len()
+        );
+    }
+    render(path, &LrRange { finding, title })
+}
+
+/// Draws `figure` as PNG or SVG (by `path`'s extension) and writes it atomically.
+fn render(path: &Path, figure: &impl Figure) -> Result<()> {
     register_font();
     let ext = path
         .extension()
@@ -161,22 +195,16 @@ pub fn learning_curves(path: &Path, history: &[EpochRecord], title: &str) -> Res
     let bytes = match ext.as_str() {
         "svg" => {
             let mut svg = String::new();
-            draw(
-                SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-                history,
-                title,
-            )
-            .map_err(fail)?;
+            figure
+                .draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())
+                .map_err(fail)?;
             svg.into_bytes()
         }
         "png" => {
             let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-            draw(
-                BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
-                history,
-                title,
-            )
-            .map_err(fail)?;
+            figure
+                .draw(BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area())
+                .map_err(fail)?;
             let mut png = Vec::new();
             image::codecs::png::PngEncoder::new(&mut png)
                 .write_image(&pixels, SIZE.0, SIZE.1, image::ExtendedColorType::Rgb8)
@@ -187,4 +215,79 @@ pub fn learning_curves(path: &Path, history: &[EpochRecord], title: &str) -> Res
     };
     crate::atomic::write(path, &bytes)
         .map_err(|e| anyhow!("cannot write plot {}: {e}", path.display()))
+}
+
+struct LrRange<'a> {
+    finding: &'a Finding,
+    title: &'a str,
+}
+
+impl Figure for LrRange<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let points = &self.finding.points;
+        let lr = |p: &LrPoint| f64::from(p.lr);
+        let (x0, x1) = (lr(&points[0]), lr(&points[points.len() - 1]));
+        // The y range of the smoothed curve up to its minimum: the explosion goes off the top.
+        let shown = before_minimum(points);
+        let (lo, hi) = shown
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+                (l.min(p.smoothed), h.max(p.smoothed))
+            });
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let clamp = |v: f64| v.clamp(lo - pad, hi + pad);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0..x1).log_scale(), (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("learning rate")
+            .y_desc("training loss")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(err)?;
+        let raw = points.iter().map(|p| (lr(p), clamp(p.loss)));
+        chart
+            .draw_series(LineSeries::new(raw, BLUE.mix(0.3)))
+            .map_err(err)?
+            .label("loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.mix(0.3)));
+        let smooth = points.iter().map(|p| (lr(p), clamp(p.smoothed)));
+        chart
+            .draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))
+            .map_err(err)?
+            .label("smoothed loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        let marks = self.finding.suggestion.iter().map(|s| (s, RED));
+        let others = self.finding.alternatives.iter().zip([GREEN, MAGENTA]);
+        for (s, color) in marks.chain(others) {
+            let x = f64::from(s.lr);
+            chart
+                .draw_series(LineSeries::new(
+                    [(x, lo - pad), (x, hi + pad)],
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{} {:.1e}", s.rule, s.lr))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)
+    }
 }

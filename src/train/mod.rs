@@ -1,8 +1,10 @@
 //! Training: one step ([`step`]: gather -> forward -> backward -> update), the loop around it
 //! ([`trainer`]), when to stop ([`stop`]), what each epoch records ([`record`]), the health
-//! probes ([`probe`]) and the evaluation passes ([`evaluate`]).
+//! probes ([`probe`]), the evaluation passes ([`evaluate`]) and the learning-rate range
+//! test ([`lr_find`]).
 
 pub mod evaluate;
+pub mod lr_find;
 pub mod probe;
 pub mod record;
 pub mod step;

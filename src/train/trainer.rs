@@ -37,6 +37,25 @@ pub struct TrainerOptions {
     pub class_weights: Vec<f32>,
 }
 
+impl TrainerOptions {
+    /// The step's buffers for batches of up to `batch` samples of `data`, applying the
+    /// options' label smoothing, class weights and dropout (masks from `seed`).
+    pub fn step_buffers(
+        &self,
+        state: &TrainState,
+        data: &Dataset,
+        batch: usize,
+        seed: u64,
+    ) -> StepBuffers {
+        let gradient_buffer =
+            self.diagnostics_every.is_some() || !state.optimizer.hyper.kind.fuses();
+        StepBuffers::new(&state.net, data, batch, gradient_buffer)
+            .with_label_smoothing(self.label_smoothing)
+            .with_class_weights(self.class_weights.clone())
+            .with_dropout(&state.net, &self.dropout, seed)
+    }
+}
+
 /// Every buffer of a run, allocated here and nowhere else: the step's, the evaluators', the
 /// epoch snapshot and the probe's. (The optimizer's state vectors belong to the model state.)
 struct Workspace {
@@ -56,12 +75,8 @@ impl Workspace {
         let probe = options
             .diagnostics_every
             .map(|every| Probe::new(net, every));
-        let gradient_buffer = probe.is_some() || !state.optimizer.hyper.kind.fuses();
         Workspace {
-            step: StepBuffers::new(net, sets.train, batch, gradient_buffer)
-                .with_label_smoothing(options.label_smoothing)
-                .with_class_weights(options.class_weights.clone())
-                .with_dropout(net, &options.dropout, seed),
+            step: options.step_buffers(state, sets.train, batch, seed),
             batcher: Batcher::new(sets.train_indices.to_vec(), batch, options.drop_last),
             test_eval: Evaluator::new(net, sets.test, options.eval_chunk),
             validation_eval: Evaluator::new(net, sets.train, options.eval_chunk),
