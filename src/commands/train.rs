@@ -441,8 +441,20 @@ fn print_result(state: &TrainState, reason: &StopReason) {
     let acc = last.test_acc.map_or(String::new(), |a| {
         format!(", test accuracy {:.2}%", 100.0 * a)
     });
+    let timed = match (last.time_to_98, last.test_acc) {
+        (Some(t), _) => {
+            let epoch = state.history.iter().position(|r| r.time_to_98.is_some());
+            format!(
+                "; 98% after {} (epoch {})",
+                console::duration(t),
+                epoch.map_or(0, |e| e + 1)
+            )
+        }
+        (None, Some(_)) => "; 98% not reached".to_string(),
+        (None, None) => String::new(),
+    };
     println!(
-        "result: test loss {:.5}{acc} after {} epochs ({why}); training {}/epoch",
+        "result: test loss {:.5}{acc} after {} epochs ({why}); training {}/epoch{timed}",
         last.test_loss,
         last.epoch,
         console::duration(secs / state.history.len() as f64)

@@ -35,7 +35,7 @@ pub fn write_json_lines(path: &Path, history: &[EpochRecord]) -> anyhow::Result<
 }
 
 pub const CSV_HEADER: &str =
-    "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,eval_seconds,samples_per_sec";
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,eval_seconds,samples_per_sec,elapsed,time_to_98";
 
 /// A float as every file of a run prints it: serde_json's shortest round-trip form (the
 /// checkpoint's history, the JSON lines and the CSV agree digit for digit).
@@ -55,7 +55,7 @@ pub fn write_csv(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
         for r in history {
             writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.epoch,
                 num(r.lr),
                 num(r.train_loss),
@@ -66,7 +66,9 @@ pub fn write_csv(path: &Path, history: &[EpochRecord]) -> anyhow::Result<()> {
                 opt(r.test_acc),
                 num(r.seconds),
                 num(r.eval_seconds),
-                num(r.samples_per_sec)
+                num(r.samples_per_sec),
+                num(r.elapsed),
+                opt(r.time_to_98)
             )?;
         }
         Ok(())

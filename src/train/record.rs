@@ -47,11 +47,30 @@ pub struct EpochRecord {
     pub seconds: f64,
     pub eval_seconds: f64,
     pub samples_per_sec: f64,
+    /// Training seconds of the run up to the end of this epoch (evaluation excluded).
+    #[serde(default)]
+    pub elapsed: f64,
+    /// Training seconds until the end of the first epoch at or above 98% test accuracy
+    /// (once reached, every later record repeats it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_98: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
 }
 
+/// The test accuracy whose first epoch [`EpochRecord::time_to_98`] times.
+pub const TIMED_ACCURACY: f64 = 0.98;
+
 impl EpochRecord {
+    /// Fills the run-level timings from the record before this one (`None` for the first).
+    pub fn continue_timings(&mut self, previous: Option<&EpochRecord>) {
+        self.elapsed = previous.map_or(0.0, |p| p.elapsed) + self.seconds;
+        let reached = self.test_acc.is_some_and(|a| a >= TIMED_ACCURACY);
+        self.time_to_98 = previous
+            .and_then(|p| p.time_to_98)
+            .or(reached.then_some(self.elapsed));
+    }
+
     /// The held-out figures that stopping rules watch.
     pub fn monitored(&self, monitor: Monitor) -> (f64, Option<f64>) {
         match monitor {
@@ -116,5 +135,29 @@ impl Observer for Observers<'_> {
 
     fn run_end(&mut self) {
         self.0.iter_mut().for_each(|o| o.run_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_to_98_is_the_elapsed_training_time_of_the_first_epoch_there() {
+        let record = |seconds, acc| EpochRecord {
+            seconds,
+            test_acc: Some(acc),
+            ..EpochRecord::default()
+        };
+        let mut history: Vec<EpochRecord> = Vec::new();
+        for (seconds, acc) in [(2.0, 0.97), (1.5, 0.981), (1.0, 0.979), (1.0, 0.985)] {
+            let mut r = record(seconds, acc);
+            r.continue_timings(history.last());
+            history.push(r);
+        }
+        let elapsed: Vec<f64> = history.iter().map(|r| r.elapsed).collect();
+        assert_eq!(elapsed, [2.0, 3.5, 4.5, 5.5]);
+        let timed: Vec<Option<f64>> = history.iter().map(|r| r.time_to_98).collect();
+        assert_eq!(timed, [None, Some(3.5), Some(3.5), Some(3.5)]);
     }
 }

@@ -166,6 +166,7 @@ impl Trainer {
             let last = self.schedule.at(epoch, steps.saturating_sub(1), steps);
             let mut record = self.finish_epoch(sets, epoch, last.lr, running, seconds);
             record.momentum = last.momentum;
+            record.continue_timings(self.state.history.last());
             self.state.history.push(record.clone());
             observer.epoch_end(&self.state, &record)?;
             if let Some(reason) = stop_reason(&self.state.history, &self.rules) {
@@ -278,6 +279,8 @@ impl Trainer {
             eval_seconds: eval_started.elapsed().as_secs_f64(),
             samples_per_sec: running.samples as f64 / seconds.max(1e-12),
             diagnostics: work.probe.as_mut().map(Probe::take_epoch),
+            elapsed: 0.0,
+            time_to_98: None,
         }
     }
 }
