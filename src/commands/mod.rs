@@ -1,5 +1,5 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`], [`export`]; [`experiment`] assembles a run from a config for
+//! [`gradcheck`], [`bench`], [`export`], [`trace`]; [`experiment`] assembles a run from a config for
 //! all of them.
 
 pub mod bench;
@@ -10,6 +10,7 @@ pub mod export;
 pub mod gradcheck;
 pub mod interrupt;
 pub mod predict;
+pub mod trace;
 pub mod train;
 
 use crate::cli::{Cli, Command, TrainArgs};
@@ -20,6 +21,8 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     pub const DIVERGED: i32 = 3;
     pub const GRADCHECK_FAILED: i32 = 4;
+    /// `backprop trace --compare`: a tensor differs.
+    pub const TRACE_DIFFERS: i32 = 5;
     /// 128 + SIGINT, as shells report a Ctrl-C.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -47,6 +50,7 @@ pub fn main() -> i32 {
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
         Some(Command::Bench(args)) => bench::run(&args, interrupt),
         Some(Command::Export(args)) => export::run(&args),
+        Some(Command::Trace(args)) => trace::run(&args),
     };
     match result {
         Ok(status) => status,
