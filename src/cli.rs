@@ -239,6 +239,9 @@ pub struct TraceArgs {
     /// Where the recorded step goes (safetensors).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// A folder with the four standard IDX files (replaces the config's data source).
+    #[arg(long, value_name = "DIR", requires = "config")]
+    pub data_dir: Option<PathBuf>,
     /// Write the step recomputed in float64 from what it read, instead of float32 as trained.
     #[arg(long = "f64")]
     pub f64: bool,

@@ -4,7 +4,7 @@
 use super::experiment::{default_threads, Experiment};
 use super::{exit, thread_pool};
 use crate::cli::TraceArgs;
-use crate::config;
+use crate::config::{self, Overrides};
 use crate::data::SparseInput;
 use crate::eval::trace::record::{record, StepPlan, FORMAT};
 use crate::eval::trace::reference::{recompute, StepSettings};
@@ -16,7 +16,7 @@ use std::path::Path;
 
 pub fn run(args: &TraceArgs) -> Result<i32> {
     match (&args.config, &args.compare, &args.against, &args.out) {
-        (Some(c), _, _, Some(out)) => write(c, args.step, out, args.f64).map(|()| 0),
+        (Some(c), _, _, Some(out)) => write(c, args, out).map(|()| 0),
         (None, Some(theirs), Some(ours), _) => check(theirs, ours, args.tolerance),
         _ => bail!("use --config FILE --out STEP.safetensors, or --compare THEIRS --against OURS"),
     }
@@ -50,8 +50,14 @@ fn in_f64(trace: &Trace) -> Result<Trace> {
     recompute(trace, &settings)
 }
 
-fn write(config_path: &Path, step: usize, out: &Path, f64: bool) -> Result<()> {
+fn write(config_path: &Path, args: &TraceArgs, out: &Path) -> Result<()> {
+    let (step, f64) = (args.step, args.f64);
     let mut loaded = config::load(config_path)?;
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        ..Overrides::default()
+    };
+    overrides.apply(&mut loaded);
     loaded
         .config
         .validate()
