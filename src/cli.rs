@@ -101,6 +101,9 @@ pub enum Command {
     /// exponentially each step until the loss explodes; suggest an lr, write the curve (CSV)
     /// and its plot. Never touches a checkpoint.
     LrFind(LrFindArgs),
+    /// Write every tensor of one training step to safetensors, or compare a hand-written
+    /// step's tensors with ours and name the first that differs.
+    Trace(TraceArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -250,6 +253,40 @@ pub struct LrFindArgs {
     /// Machine-readable output (one JSON object).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["config", "compare"])))]
+pub struct TraceArgs {
+    /// Record a step of this config's run.
+    #[arg(long, short, value_name = "FILE", requires = "out")]
+    pub config: Option<PathBuf>,
+    /// The step recorded, counted from 0 across epochs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub step: usize,
+    /// Where the recorded step goes (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// A folder with the four standard IDX files (replaces the config's data source).
+    #[arg(long, value_name = "DIR", requires = "config")]
+    pub data_dir: Option<PathBuf>,
+    /// Write the step recomputed in float64 from what it read, instead of float32 as trained.
+    #[arg(long = "f64")]
+    pub f64: bool,
+    /// A trace computed by your code, under our names.
+    #[arg(
+        long,
+        value_name = "THEIRS",
+        requires = "against",
+        conflicts_with = "config"
+    )]
+    pub compare: Option<PathBuf>,
+    /// Our trace of the same step.
+    #[arg(long, value_name = "OURS")]
+    pub against: Option<PathBuf>,
+    /// Largest error accepted, relative to each tensor's largest magnitude.
+    #[arg(long, default_value_t = 1e-4, value_name = "X", value_parser = positive_f64)]
+    pub tolerance: f64,
 }
 
 impl TrainArgs {

@@ -1,8 +1,9 @@
-//! What surrounds training: evaluation, prediction, plots, gradient checks, warnings that
+//! What surrounds training: evaluation, prediction, plots, gradient checks, the verdicts that
 //! explain a network that does not learn, and output discipline.
 
 mod common;
 
+use backprop::output::diagnosis::Cause;
 use std::path::Path;
 
 fn config_in(dir: &Path, body: &str) -> String {
@@ -235,27 +236,27 @@ fn tiny_initial_weights_on_a_deep_relu_network_are_diagnosed() {
         "[model]\nhidden = [128, 128, 128, 128, 128]\ninit = \"normal\"\ninit_std = 0.01\n[optimizer]\nlr = 0.01\n",
         "1",
     );
-    assert!(err.contains("still at chance level (2.3026)"), "{err}");
+    assert!(err.contains(Cause::InitTooSmall.title()), "{err}");
     assert!(err.contains("init = \"auto\""), "{err}");
+    assert!(!err.contains(Cause::DeadUnits.title()), "{err}");
 }
 
 #[test]
-fn raw_byte_inputs_saturate_sigmoids_and_say_so() {
+fn raw_byte_inputs_are_named_as_the_cause_not_the_saturation() {
     let _guard = common::training_lock();
     let err = warnings_of("scale = \"none\"\n[model]\nhidden = [64]\nactivation = \"sigmoid\"\ninit = \"xavier_uniform\"\n", "1");
     assert!(err.contains("inputs are raw bytes 0..255"), "{err}");
-    assert!(
-        err.contains("activations of layer 0 are saturated"),
-        "{err}"
-    );
+    assert!(err.contains(Cause::InputsUnscaled.title()), "{err}");
     assert!(err.contains("data.scale = \"unit\""), "{err}");
+    assert!(!err.contains(Cause::InitTooLarge.title()), "{err}");
 }
 
 #[test]
-fn dead_relus_are_counted_and_explained() {
+fn relus_killed_by_negative_biases_are_blamed_on_the_biases() {
     let _guard = common::training_lock();
     let err = warnings_of("[model]\nhidden = [64]\nbias_init = -4.0\n", "1");
-    assert!(err.contains("ReLU units of layer 0 are dead"), "{err}");
+    assert!(err.contains(Cause::BiasKillsRelu.title()), "{err}");
+    assert!(err.contains("its biases average -4.000"), "{err}");
 }
 
 #[test]

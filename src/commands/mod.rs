@@ -1,6 +1,6 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`], [`export`], [`lr_find`]; [`experiment`] assembles a run from a config for
-//! all of them.
+//! [`gradcheck`], [`bench`], [`export`], [`lr_find`], [`trace`]; [`experiment`] assembles a run
+//! from a config for all of them.
 
 pub mod bench;
 pub mod eval;
@@ -11,6 +11,7 @@ pub mod gradcheck;
 pub mod interrupt;
 pub mod lr_find;
 pub mod predict;
+pub mod trace;
 pub mod train;
 
 use crate::cli::{Cli, Command, TrainArgs};
@@ -21,6 +22,8 @@ pub mod exit {
     pub const ERROR: i32 = 1;
     pub const DIVERGED: i32 = 3;
     pub const GRADCHECK_FAILED: i32 = 4;
+    /// `backprop trace --compare`: a tensor differs.
+    pub const TRACE_DIFFERS: i32 = 5;
     /// 128 + SIGINT, as shells report a Ctrl-C.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -49,6 +52,7 @@ pub fn main() -> i32 {
         Some(Command::Bench(args)) => bench::run(&args, interrupt),
         Some(Command::Export(args)) => export::run(&args),
         Some(Command::LrFind(args)) => lr_find::run(&args),
+        Some(Command::Trace(args)) => trace::run(&args),
     };
     match result {
         Ok(status) => status,

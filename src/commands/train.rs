@@ -8,9 +8,10 @@ use crate::config::{self, Loaded};
 use crate::data::{standard_paths, Source};
 use crate::output::checkpoint::{self, Checkpoint, Periodic};
 use crate::output::console::{self, Console};
+use crate::output::diagnosis;
 use crate::output::tensorboard::TensorBoard;
 use crate::output::{metrics, plan, plot, predictions};
-use crate::train::{Observer, Observers, StopReason, TrainState};
+use crate::train::{DataFacts, Observer, Observers, StopReason, TrainState};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -245,11 +246,17 @@ fn planned_inputs(args: &TrainArgs, loaded: &Loaded) -> Vec<plan::Input> {
     list
 }
 
+/// The training data's figures for the diagnosis.
+fn facts(exp: &Experiment) -> DataFacts {
+    DataFacts::measure(&exp.train, &exp.transform, &exp.train_indices)
+}
+
 /// The observers of a training run: the console, then each file the config asks for.
 fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Result<Observers<'a>> {
     let out = &exp.loaded.config.output;
-    let mut list: Vec<Box<dyn Observer + Send + 'a>> =
-        vec![Box::new(Console::new(quiet, total_epochs, out.diagnostics))];
+    let mut list: Vec<Box<dyn Observer + Send + 'a>> = vec![Box::new(
+        Console::new(quiet, total_epochs, out.diagnostics).with_facts(facts(exp)),
+    )];
     if let Some(p) = &out.metrics {
         list.push(Box::new(metrics::JsonLines(p.clone())));
     }
@@ -403,11 +410,11 @@ fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i
             batch,
             detail,
         } => {
+            let lr = exp.loaded.config.optimizer.lr;
+            let verdict = diagnosis::on_divergence(*epoch, lr, &facts(exp), detail);
             eprintln!(
-                "error: training diverged in epoch {epoch}, batch {batch}: {detail}. The learning \
-                 rate ({}) is most likely too high: try {}",
-                exp.loaded.config.optimizer.lr,
-                exp.loaded.config.optimizer.lr / 10.0
+                "error: training diverged in epoch {epoch}, batch {batch} (lr {lr}): {}",
+                verdict.line()
             );
             if let (Some(p), true) = (&out.save, done > 0) {
                 eprintln!(

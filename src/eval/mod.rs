@@ -6,3 +6,4 @@ pub mod bench;
 pub mod gradcheck;
 pub mod predict;
 pub mod report;
+pub mod trace;

@@ -3,9 +3,8 @@
 
 use super::diagnosis;
 use crate::model::Score;
-use crate::train::{EpochRecord, Observer, TrainState};
+use crate::train::{DataFacts, EpochRecord, Observer, TrainState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -126,13 +125,15 @@ impl Progress {
 }
 
 /// The console during training: the progress bar, one line per epoch, the per-layer
-/// diagnostics when asked for, and each kind of warning once.
+/// diagnostics when asked for, and the diagnosis whenever its cause changes.
 pub struct Console {
     progress: Progress,
     quiet: bool,
     total_epochs: usize,
     show_diagnostics: bool,
-    warned: HashSet<String>,
+    facts: DataFacts,
+    /// The cause last reported: the same verdict is not repeated every epoch.
+    reported: Option<diagnosis::Cause>,
 }
 
 impl Console {
@@ -142,20 +143,15 @@ impl Console {
             quiet,
             total_epochs,
             show_diagnostics,
-            warned: HashSet::new(),
+            facts: DataFacts::default(),
+            reported: None,
         }
     }
 
-    fn warn_once(&mut self, message: String) {
-        // One warning of each kind per run: key on the text before its first figure.
-        let key: String = message
-            .chars()
-            .take_while(|c| !c.is_ascii_digit())
-            .collect();
-        if self.warned.insert(key) {
-            self.progress.finish();
-            warn(&message);
-        }
+    /// The training data's figures, which the diagnosis weighs.
+    pub fn with_facts(mut self, facts: DataFacts) -> Self {
+        self.facts = facts;
+        self
     }
 }
 
@@ -176,8 +172,11 @@ impl Observer for Console {
                 diagnosis::lines(d).iter().for_each(|l| println!("{l}"));
             }
         }
-        for w in diagnosis::warnings(&state.history, &state.net, state.optimizer.steps) {
-            self.warn_once(w);
+        let steps = state.optimizer.steps;
+        let verdict = diagnosis::verdict(&state.history, &state.net, steps, &self.facts);
+        if let Some(v) = verdict.filter(|v| self.reported != Some(v.cause)) {
+            self.reported = Some(v.cause);
+            warn(&v.line());
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ pub mod stop;
 pub mod trainer;
 
 pub use evaluate::{Evaluator, Subset};
-pub use probe::{Diagnostics, LayerDiagnostics, Probe};
+pub use probe::{DataFacts, Diagnostics, LayerDiagnostics, Probe};
 pub use record::{EpochRecord, Monitor, Observer, Observers, Silent, TrainState};
 pub use step::{Batch, StepBuffers};
 pub use stop::{stop_reason, StopReason, StopRules};

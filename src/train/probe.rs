@@ -1,7 +1,10 @@
 //! Cheap health statistics, taken on a few training steps per epoch: dead ReLU units,
-//! saturated sigmoid/tanh units, gradient norms and the update-to-weight ratio per layer.
-//! What they mean for the user is written by the output layer (`output::diagnosis`).
+//! saturated sigmoid/tanh units, gradient norms, output sizes and the update-to-weight ratio
+//! per layer, and the loss of the step probed first. [`DataFacts`] are the figures of the
+//! data that the diagnosis weighs with them. What they mean for the user is written by the
+//! output layer (`output::diagnosis`).
 
+use crate::data::{Dataset, InputTransform, TargetData};
 use crate::model::{Activation, Activations, Network};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,9 @@ pub struct LayerDiagnostics {
     /// `|Δw| / |w|` of one step.
     pub update_ratio: f64,
     pub grad_norm: f64,
+    /// Root mean square of the layer's outputs: a signal that vanishes shows here.
+    #[serde(default)]
+    pub output_rms: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +30,12 @@ pub struct Diagnostics {
     pub grad_norm: f64,
     /// Steps probed this epoch.
     pub probes: usize,
+    /// Batch-mean loss of the epoch's first probed step, before its update.
+    #[serde(default)]
+    pub first_loss: f64,
+    /// The largest `|Δw| / |w|` of any layer in any probed step (the mean hides one wild step).
+    #[serde(default)]
+    pub max_update_ratio: f64,
 }
 
 /// Gathers [`Diagnostics`] on every `every`-th step; buffers are allocated once.
@@ -85,8 +97,19 @@ impl Probe {
         self.before.copy_from_slice(&net.params);
     }
 
-    /// After a step that left its plain gradient in `grads` and its outputs in `acts`.
-    pub fn after_step(&mut self, net: &Network, grads: &[f32], acts: &Activations, n: usize) {
+    /// After a step of batch-mean loss `loss` that left its plain gradient in `grads` and its
+    /// outputs in `acts`.
+    pub fn after_step(
+        &mut self,
+        net: &Network,
+        grads: &[f32],
+        acts: &Activations,
+        n: usize,
+        loss: f64,
+    ) {
+        if self.sums.probes == 0 {
+            self.sums.first_loss = loss;
+        }
         self.sums.probes += 1;
         self.sums.grad_norm += norm(grads);
         let hidden = net.layer_count() - 1;
@@ -94,13 +117,16 @@ impl Probe {
             let w = net.weight_info(l).range();
             let d = &mut self.sums.layers[l];
             d.grad_norm += norm(&grads[w.clone()]);
-            d.update_ratio += distance(&net.params[w.clone()], &self.before[w.clone()])
+            let ratio = distance(&net.params[w.clone()], &self.before[w.clone()])
                 / norm(&self.before[w]).max(1e-30);
+            d.update_ratio += ratio;
+            self.sums.max_update_ratio = self.sums.max_update_ratio.max(ratio);
+            let out = acts.layer_output(l, n);
+            let out = out.as_slice().expect("row-major");
+            d.output_rms += norm(out) / (out.len().max(1) as f64).sqrt();
             if l == hidden {
                 continue;
             }
-            let out = acts.layer_output(l, n);
-            let out = out.as_slice().expect("row-major");
             match spec.activation {
                 Activation::Relu | Activation::LeakyRelu { .. } => {
                     let alive = &mut self.alive[..spec.outputs];
@@ -136,6 +162,7 @@ impl Probe {
         for l in &mut d.layers {
             l.grad_norm /= k;
             l.update_ratio /= k;
+            l.output_rms /= k;
             l.dead_fraction = l.dead_fraction.map(|v| v / k);
             l.saturated_fraction = l.saturated_fraction.map(|v| v / k);
         }
@@ -148,7 +175,47 @@ impl Probe {
         }
         self.sums.grad_norm = 0.0;
         self.sums.probes = 0;
+        self.sums.max_update_ratio = 0.0;
         d
+    }
+}
+
+/// Figures of the training data as the network sees it, for the diagnosis.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataFacts {
+    /// The largest `|x|` of the (transformed) inputs over the rows measured.
+    pub input_max: f64,
+    /// The smallest and largest regression target (none for class labels).
+    pub target_range: Option<(f64, f64)>,
+}
+
+/// Rows [`DataFacts::measure`] reads: enough to see the scale, quick on any dataset.
+const FACT_ROWS: usize = 2000;
+
+impl DataFacts {
+    /// Measured on the first rows of `rows` of `data`, through `transform`.
+    pub fn measure(data: &Dataset, transform: &InputTransform, rows: &[usize]) -> Self {
+        let (mul, add) = if data.is_bytes() {
+            transform.byte_coefficients()
+        } else {
+            transform.float_coefficients()
+        };
+        let mut raw = vec![0.0; data.width()];
+        let mut facts = DataFacts::default();
+        for &i in rows.iter().take(FACT_ROWS) {
+            data.raw_features(i, &mut raw);
+            for &v in &raw {
+                facts.input_max = facts.input_max.max(f64::from(v * mul + add).abs());
+            }
+            if let TargetData::Values { .. } = data.targets {
+                for &t in data.values(i) {
+                    let (lo, hi) = facts.target_range.get_or_insert((f64::MAX, f64::MIN));
+                    *lo = lo.min(f64::from(t));
+                    *hi = hi.max(f64::from(t));
+                }
+            }
+        }
+        facts
     }
 }
 

@@ -225,7 +225,8 @@ impl Trainer {
                 });
             }
             if let Some(p) = probe {
-                p.after_step(&state.net, &work.step.grads, &work.step.acts, indices.len());
+                let (grads, acts, n) = (&work.step.grads, &work.step.acts, indices.len());
+                p.after_step(&state.net, grads, acts, n, score.mean_loss());
             }
             running.add(score);
             observer.batch(running.samples, &running);
