@@ -31,7 +31,8 @@ fn one_epoch_of_the_main_config_passes_ninety_percent_on_mnist() {
     let history = train_main_config(1, 42, None);
     let acc = history[0].test_acc.unwrap();
     assert!(acc >= 0.90, "test accuracy {acc}");
-    assert!(history[0].train_loss < 0.5, "{history:?}");
+    // Label smoothing (0.1 of 10 classes) puts a floor of about 0.5 under the training loss.
+    assert!(history[0].train_loss < 0.8, "{history:?}");
 }
 
 #[test]

@@ -27,6 +27,28 @@ fn last(t: &Trainer) -> &EpochRecord {
     t.state.history.last().unwrap()
 }
 
+/// The main job: 98.5% at the end, and the time to 98% recorded at the first epoch there.
+#[test]
+fn the_main_config_passes_98_5_percent_and_times_its_way_to_98() {
+    let _guard = common::training_lock();
+    let (_, t, _) = train("mnist_300x300.toml", |_| {});
+    let history = &t.state.history;
+    let acc = last(&t).test_acc.unwrap();
+    assert!(acc >= 0.985, "{acc}");
+    let first = history
+        .iter()
+        .position(|r| r.test_acc.unwrap() >= 0.98)
+        .unwrap();
+    let elapsed: f64 = history[..=first].iter().map(|r| r.seconds).sum();
+    assert!(history[..first].iter().all(|r| r.time_to_98.is_none()));
+    for r in &history[first..] {
+        assert!(
+            (r.time_to_98.unwrap() - elapsed).abs() < 1e-9,
+            "{history:?}"
+        );
+    }
+}
+
 #[test]
 fn mnist_96_reaches_the_seeds_97_5_percent_and_stops_early() {
     let _guard = common::training_lock();
@@ -65,6 +87,27 @@ fn fashion_mnist_300x300_reaches_89_5_percent() {
     assert_eq!(exp.train.class_counts(), vec![6000; 10]);
     let acc = last(&t).test_acc.unwrap();
     assert!(acc >= 0.895, "{acc}");
+}
+
+/// Seed 001's identity exercise: 1-3-1 tanh, online, learns tanh(x) (with bias units);
+/// the seed's check is the output at x = -2.
+#[test]
+fn the_identity_exercise_learns_tanh_and_gets_x_minus_2_right() {
+    let (exp, t, _) = train("identity_tanh.toml", |l| l.config.output.predictions = None);
+    assert_eq!(
+        exp.arch.describe(),
+        "1-3-1 (tanh, tanh; mean_squared_error)"
+    );
+    assert_eq!(exp.loaded.config.train.batch_size, 1, "online training");
+    let mse = last(&t).test_loss;
+    assert!(mse < 2e-4, "{mse}");
+    // No input scaling in this config: the network reads x itself.
+    let net = &t.state.net;
+    let mut acts = backprop::model::Activations::new(&net.arch, 1);
+    acts.input_mut(1)[0] = -2.0;
+    net.forward(&mut acts, 1, backprop::model::Input::Dense);
+    let prediction = acts.output(1)[[0, 0]];
+    assert!((prediction - (-2f32).tanh()).abs() < 0.03, "{prediction}");
 }
 
 #[test]

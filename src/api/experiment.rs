@@ -58,6 +58,8 @@ pub fn source(loaded: &Loaded) -> Result<Source> {
         Source::IdxFiles([a, b, c, e].map(|p| loaded.resolve(p)))
     } else if let Some(sine) = &d.sine {
         Source::Sine(sine.clone())
+    } else if let Some(t) = &d.tanh {
+        Source::Tanh(t.clone())
     } else if let Some(xor) = &d.xor {
         Source::Xor(xor.clone())
     } else if let Some(csv) = &d.csv {

@@ -10,7 +10,7 @@ pub mod sections;
 pub mod validate;
 
 pub use crate::data::csv::CsvConfig;
-pub use crate::data::synth::{SineConfig, XorConfig};
+pub use crate::data::synth::{SineConfig, TanhConfig, XorConfig};
 pub use overrides::Overrides;
 pub use sections::{
     ActivationName, ClassWeights, Config, DataConfig, InitName, ModelConfig, OptimizerConfig,

@@ -59,6 +59,7 @@ impl Overrides {
             d.test_images = None;
             d.test_labels = None;
             d.sine = None;
+            d.tanh = None;
             d.xor = None;
             d.csv = None;
         }

@@ -4,7 +4,7 @@
 //! extra keys beside them (an activation and its slope, an init and its scale).
 
 use crate::data::csv::CsvConfig;
-use crate::data::synth::{SineConfig, XorConfig};
+use crate::data::synth::{SineConfig, TanhConfig, XorConfig};
 use crate::data::SparseInput;
 use crate::model::Loss;
 use crate::optim::{Hyper, OptimizerKind};
@@ -46,6 +46,7 @@ pub struct DataConfig {
     pub test_images: Option<PathBuf>,
     pub test_labels: Option<PathBuf>,
     pub sine: Option<SineConfig>,
+    pub tanh: Option<TanhConfig>,
     pub xor: Option<XorConfig>,
     pub csv: Option<CsvConfig>,
     /// Checked against the data when given.

@@ -28,13 +28,15 @@ impl Config {
         let sources = usize::from(d.dir.is_some())
             + usize::from(explicit > 0)
             + usize::from(d.sine.is_some())
+            + usize::from(d.tanh.is_some())
             + usize::from(d.xor.is_some())
             + usize::from(d.csv.is_some());
         check(
             sources == 1,
             "data",
             "give exactly one source: `dir`, the four paths `train_images`, `train_labels`, \
-             `test_images`, `test_labels`, or one of the tables [data.sine], [data.xor], [data.csv]",
+             `test_images`, `test_labels`, or one of the tables [data.sine], [data.tanh], [data.xor], \
+             [data.csv]",
         )?;
         check(
             explicit == 0 || explicit == 4,
@@ -85,6 +87,13 @@ impl Config {
             )?;
             check(s.x_max > s.x_min, "data.sine.x_max", "must be above x_min")?;
             check(s.noise >= 0.0, "data.sine.noise", "must be >= 0")?;
+        }
+        if let Some(t) = &d.tanh {
+            check(
+                t.train_samples > 0 && t.test_samples > 1,
+                "data.tanh",
+                "needs train_samples >= 1 and test_samples >= 2",
+            )?;
         }
         if let Some(c) = &d.csv {
             check(

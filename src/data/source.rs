@@ -5,7 +5,7 @@ use super::csv::{self, CsvConfig};
 use super::dataset::{settle_classes, Dataset};
 use super::files::{self, NotRegular};
 use super::idx::CachePolicy;
-use super::synth::{self, SineConfig, XorConfig};
+use super::synth::{self, SineConfig, TanhConfig, XorConfig};
 use crate::error::ShapeError;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -84,6 +84,7 @@ pub enum Source {
     /// Train images, train labels, test images, test labels.
     IdxFiles([PathBuf; 4]),
     Sine(SineConfig),
+    Tanh(TanhConfig),
     Xor(XorConfig),
     Csv(CsvConfig),
 }
@@ -108,6 +109,7 @@ impl Source {
             }
             Source::IdxFiles(paths) => load_idx_sets(paths, options.classes, &options.cache)?,
             Source::Sine(sine) => synth::sine(sine, options.seed),
+            Source::Tanh(t) => synth::tanh(t, options.seed),
             Source::Xor(xor) => synth::xor(xor),
             Source::Csv(table) => csv::load(table, Path::to_path_buf, options.seed)?,
         };

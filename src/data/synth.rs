@@ -31,6 +31,24 @@ impl Default for SineConfig {
     }
 }
 
+/// `[data.tanh]`: seed 001's "identity" exercise, `y = tanh(x)` for `x ~ N(0, 1)`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TanhConfig {
+    pub train_samples: usize,
+    /// Points of the test grid, evenly spaced over [-3, 3].
+    pub test_samples: usize,
+}
+
+impl Default for TanhConfig {
+    fn default() -> Self {
+        TanhConfig {
+            train_samples: 10_000,
+            test_samples: 61,
+        }
+    }
+}
+
 /// `[data.xor]`: the four XOR points with inputs at `low` and `high`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -46,6 +64,26 @@ impl Default for XorConfig {
             high: 1.0,
         }
     }
+}
+
+/// Training: `x ~ N(0, 1)`, `y = tanh x` (noiseless). Test: `tanh` on an evenly spaced grid
+/// over [-3, 3], ends included (with 61 points, every tenth: -2 among them).
+pub fn tanh(cfg: &TanhConfig, seed: u64) -> (Dataset, Dataset) {
+    let mut rng = rng::stream(seed, rng::Stream::Data, 0);
+    let xs: Vec<f32> = (0..cfg.train_samples)
+        .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+        .collect();
+    let ys: Vec<f32> = xs.iter().map(|x| x.tanh()).collect();
+    let step = 6.0 / (cfg.test_samples - 1) as f32;
+    let grid: Vec<f32> = (0..cfg.test_samples)
+        .map(|i| -3.0 + step * i as f32)
+        .collect();
+    let truth: Vec<f32> = grid.iter().map(|x| x.tanh()).collect();
+    let values = |values| TargetData::Values { values, width: 1 };
+    (
+        float_dataset("tanh (generated, x ~ N(0, 1))", xs, 1, values(ys)),
+        float_dataset("tanh (grid over [-3, 3])", grid, 1, values(truth)),
+    )
 }
 
 /// Training: `x ~ U[x_min, x_max]`, `y = sin x + U(-noise, noise)`. Test: the noiseless sine
@@ -99,6 +137,22 @@ pub fn xor(cfg: &XorConfig) -> (Dataset, Dataset) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tanh_draws_standard_normal_inputs_and_grids_the_test() {
+        let cfg = TanhConfig::default();
+        let (train, test) = tanh(&cfg, 7);
+        let xs: Vec<f32> = (0..train.len()).map(|i| train.features(i)[0]).collect();
+        let mean = xs.iter().sum::<f32>() / xs.len() as f32;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+        assert_eq!(train.values(5)[0], xs[5].tanh());
+        assert_eq!((test.features(0)[0], test.features(60)[0]), (-3.0, 3.0));
+        assert!((test.features(10)[0] + 2.0).abs() < 1e-6);
+    }
 
     #[test]
     fn sine_is_seeded_noisy_in_range_and_its_grid_is_exact() {
