@@ -173,9 +173,7 @@ fn checkpoints_name_tensors_by_layer_and_hold_the_run() {
     assert_eq!(st.tensor("layer0.weight").unwrap().shape(), [784, 64]);
     assert_eq!(st.tensor("layer2.bias").unwrap().shape(), [10]);
     assert_eq!(
-        st.tensor("optimizer.m.layer1.weight")
-            .unwrap()
-            .shape(),
+        st.tensor("optimizer.m.layer1.weight").unwrap().shape(),
         [64, 32]
     );
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();

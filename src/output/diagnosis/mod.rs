@@ -74,10 +74,16 @@ impl Cause {
             Cause::InitTooSmall | Cause::InitTooLarge => {
                 "use init = \"auto\" (He for ReLU, Xavier for sigmoid/tanh)".into()
             }
-            Cause::LrTooHigh => format!("lower the lr: try {}", lr / 10.0),
+            Cause::LrTooHigh => format!(
+                "lower the lr: try {} (or let `backprop lr-find` suggest one)",
+                round_lr(lr / 10.0)
+            ),
             Cause::BiasKillsRelu => "start the biases at 0 (model.bias_init = 0)".into(),
             Cause::DeadUnits => "use activation = \"leaky_relu\", whose units cannot die".into(),
-            Cause::LrTooLow => format!("raise the lr: try {}", lr * 10.0),
+            Cause::LrTooLow => format!(
+                "raise the lr: try {} (or let `backprop lr-find` suggest one)",
+                round_lr(lr * 10.0)
+            ),
             Cause::NothingToLearn => "check that each row's target belongs to its inputs (a label \
                                       column shifted by a row, targets shuffled apart from their \
                                       inputs)"
@@ -162,4 +168,14 @@ pub fn lines(diag: &Diagnostics) -> Vec<String> {
             s
         })
         .collect()
+}
+/// An lr as a person would type it: two significant digits (0.35, 7e-7).
+fn round_lr(lr: f32) -> String {
+    let text = format!("{lr:.1e}");
+    let value: f32 = text.parse().unwrap_or(lr);
+    if (1e-3..1e3).contains(&value) {
+        value.to_string()
+    } else {
+        text
+    }
 }
