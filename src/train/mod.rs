@@ -2,6 +2,7 @@
 //! ([`trainer`]), when to stop ([`stop`]), what each epoch records ([`record`]), the health
 //! probes ([`probe`]) and the evaluation passes ([`evaluate`]).
 
+pub mod distributed;
 pub mod evaluate;
 pub mod probe;
 pub mod record;

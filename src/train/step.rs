@@ -123,6 +123,20 @@ impl StepBuffers {
         score
     }
 
+    /// The gradient of the batch-mean loss over `batch`, times `weight`, into `self.grads`,
+    /// without an update: a rank's part of a global batch's mean gradient when `weight` is
+    /// its share of the global batch's samples (see [`super::distributed`]).
+    pub fn weighted_gradient(&mut self, net: &Network, batch: Batch, weight: f32) -> Score {
+        elementwise::serial_if(runs_on_one_thread(net, batch), || {
+            let n = batch.indices.len();
+            let (score, input) = self.forward_backward(net, batch);
+            let (acts, deltas, sparse) = (&self.acts, &self.deltas, self.sparse.as_mut());
+            let mut products = net.gradients(acts, deltas, n, input, sparse);
+            products.accumulate_into(&mut self.grads, |_| (weight, 0.0));
+            score
+        })
+    }
+
     /// Gathers `batch` (its targets, and its rows unless the first layer reads sparse rows
     /// itself), runs the forward pass and fills every layer's delta.
     fn forward_backward<'a>(&mut self, net: &Network, batch: Batch<'a>) -> (Score, Input<'a>) {

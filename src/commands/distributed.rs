@@ -1,0 +1,98 @@
+//! `mpirun -np N backprop --config FILE`: one model trained on N ranks (see
+//! [`crate::train::distributed`]). Every rank reads the config, the data and any checkpoint
+//! itself; rank 0 alone prints and writes. A failure on any rank before or during training
+//! ends every rank with a message naming it, never a hang.
+
+use super::experiment::default_threads;
+use super::exit;
+use super::train::{announce, check_plan, finish, header, load_for_training};
+use super::train::{observers, prepare, rescue};
+use crate::cli::TrainArgs;
+use crate::compute::blas;
+use crate::compute::dist::Collective;
+use crate::output::console;
+use crate::train::distributed::agree;
+use crate::train::{Observer, Observers, StopReason};
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+
+/// Ranks on this host, as the launcher tells them (Open MPI, MPICH).
+fn local_ranks() -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .unwrap_or(1usize)
+        .max(1)
+}
+
+/// Rank 0 prints every rank's held warnings, each once (another rank's with its number).
+fn share_warnings(team: &dyn Collective) {
+    let mine = console::release_warnings();
+    let mut seen = HashSet::new();
+    for r in 0..team.size() {
+        let mut bytes = match r == team.rank() {
+            true => mine.join("\0").into_bytes(),
+            false => Vec::new(),
+        };
+        team.broadcast_bytes(r, &mut bytes);
+        if !team.is_root() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for w in text.split('\0').filter(|w| !w.is_empty()) {
+            if seen.insert(w.to_string()) {
+                let from = if r == 0 { String::new() } else { format!(" (rank {r})") };
+                console::warn(&format!("{w}{from}"));
+            }
+        }
+    }
+}
+
+pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> Result<i32> {
+    let root = team.is_root();
+    console::hold_warnings();
+    let setup = (|| {
+        let (loaded, resumed) = load_for_training(args)?;
+        check_plan(args, &loaded, root)?;
+        // The host's cores shared among its ranks, unless the config says.
+        let per_rank = (default_threads() / local_ranks()).max(1);
+        let threads = loaded.config.threads.unwrap_or(per_rank);
+        // The global pool, not `install`: MPI is called from this (the main) thread only.
+        blas::set_threads(threads);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot start worker threads")?;
+        let (exp, trainer) = prepare(args, loaded, resumed)?;
+        Ok((exp, trainer, threads))
+    })();
+    share_warnings(team);
+    let (exp, mut trainer, threads) = agree(team, "setting up the run", setup)?;
+    let quiet = args.quiet || !root;
+    if !quiet {
+        let batch = trainer.batch_size();
+        let line = format!(
+            "{} | {} MPI ranks, each ~{} samples of every batch",
+            header(&exp, threads, batch),
+            team.size(),
+            batch / team.size()
+        );
+        announce(&line);
+    }
+    let opened = match root {
+        true => observers(&exp, quiet, trainer.rules.epochs),
+        false => Ok(Observers::default()),
+    };
+    let mut observers = agree(team, "opening the outputs", opened)?;
+    let reason = trainer.fit_on(exp.sets(), &mut observers, interrupt, team);
+    observers.run_end();
+    match (root, reason) {
+        (true, Ok(reason)) => finish(&exp, &trainer.state, &reason),
+        (true, Err(e)) => Err(rescue(&exp, &trainer.state, e)),
+        (false, Ok(StopReason::Interrupted { .. })) => Ok(exit::INTERRUPTED),
+        (false, Ok(StopReason::Diverged { .. })) => Ok(exit::DIVERGED),
+        (false, Ok(_)) => Ok(0),
+        (false, Err(e)) => Err(e),
+    }
+}

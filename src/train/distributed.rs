@@ -1,0 +1,182 @@
+//! Data-parallel training over a [`Collective`] (Horovod's scheme): every rank walks the same
+//! seeded shuffle, takes its share of each global batch, computes its part of the gradient of
+//! the global-batch mean, and one allreduce of the flat gradient buffer gives every rank the
+//! same gradient, hence the same update. With one rank ([`crate::compute::dist::Single`])
+//! nothing here runs: the trainer takes its ordinary fused step.
+
+use super::evaluate::{Evaluator, Subset};
+use super::record::TrainState;
+use super::step::{Batch, StepBuffers};
+use crate::compute::dist::Collective;
+use crate::data::{Dataset, InputTransform};
+use crate::model::{Network, Score};
+use crate::optim::Optimizer;
+use anyhow::{anyhow, bail, Result};
+
+/// Rank `rank`'s part of `items`: contiguous, the sizes of the `size` parts differing by at
+/// most one (a batch smaller than the job leaves some ranks nothing).
+pub fn shard<T>(items: &[T], rank: usize, size: usize) -> &[T] {
+    &items[span(items.len(), rank, size)]
+}
+
+/// The range of `0..n` that [`shard`] gives rank `rank`.
+pub fn span(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    rank * n / size..(rank + 1) * n / size
+}
+
+/// The score summed over ranks, with `stop` or-ed in: one small allreduce. The counts are
+/// exact in an `f64` (below 2^53).
+fn reduce_score(team: &dyn Collective, score: Score, stop: bool) -> (Score, bool) {
+    let mut sums = [
+        score.loss_sum,
+        score.correct as f64,
+        score.counted as f64,
+        score.samples as f64,
+        f64::from(u8::from(stop)),
+    ];
+    team.allreduce_sum_f64(&mut sums);
+    let total = Score {
+        loss_sum: sums[0],
+        correct: sums[1] as usize,
+        counted: sums[2] as usize,
+        samples: sums[3] as usize,
+    };
+    (total, sums[4] > 0.0)
+}
+
+/// One data-parallel step on the global batch `batch`: this rank's share of the gradient of
+/// the batch mean (weighted by its share of the samples), summed over ranks, then the same
+/// update on every rank. Returns the global score, the rows this rank ran (its activations
+/// hold them) and whether any rank asked to stop. A non-finite loss on any rank leaves every
+/// replica's weights untouched, as in one process.
+pub fn step(
+    team: &dyn Collective,
+    buffers: &mut StepBuffers,
+    net: &mut Network,
+    optimizer: &mut Optimizer,
+    batch: Batch,
+    lr: f32,
+    stop: bool,
+) -> (Score, usize, bool) {
+    let mine = shard(batch.indices, team.rank(), team.size());
+    let local = if mine.is_empty() {
+        buffers.grads.fill(0.0);
+        Score::default()
+    } else {
+        let weight = mine.len() as f32 / batch.indices.len() as f32;
+        let share = Batch {
+            indices: mine,
+            ..batch
+        };
+        buffers.weighted_gradient(net, share, weight)
+    };
+    team.allreduce_sum_f32(&mut buffers.grads);
+    let (score, stop) = reduce_score(team, local, stop);
+    if score.loss_sum.is_finite() {
+        optimizer.step(lr, &mut net.params, &buffers.grads);
+    }
+    (score, mine.len(), stop)
+}
+
+/// `evaluator`'s score of `subset`, each rank scoring its share and the shares summed.
+pub fn score(
+    team: &dyn Collective,
+    evaluator: &mut Evaluator,
+    net: &Network,
+    data: &Dataset,
+    transform: &InputTransform,
+    subset: Subset,
+) -> Score {
+    if team.size() == 1 {
+        return evaluator.score(net, data, transform, subset);
+    }
+    let (rank, size) = (team.rank(), team.size());
+    let mine = match subset {
+        Subset::All => {
+            let r = span(data.len(), rank, size);
+            Subset::Span(r.start, r.end)
+        }
+        Subset::Only(ix) => Subset::Only(shard(ix, rank, size)),
+        Subset::Span(start, end) => {
+            let r = span(end - start, rank, size);
+            Subset::Span(start + r.start, start + r.end)
+        }
+    };
+    let local = evaluator.score(net, data, transform, mine);
+    reduce_score(team, local, false).0
+}
+
+/// FNV-1a over the parameters' bit patterns and the step count: equal on every rank while
+/// the replicas are identical.
+pub fn checksum(state: &TrainState) -> u64 {
+    let fold = |h: u64, bytes: [u8; 4]| {
+        bytes
+            .iter()
+            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    };
+    let h = state
+        .net
+        .params
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, p| fold(h, p.to_bits().to_le_bytes()));
+    (h ^ state.optimizer.steps).wrapping_mul(0x100_0000_01b3)
+}
+
+/// Stops the run on every rank when the replicas differ after `epoch` (a rank started from
+/// other weights, another config or seed, or its arithmetic differs).
+pub fn check_replicas(team: &dyn Collective, state: &TrainState, epoch: usize) -> Result<()> {
+    if team.size() == 1 {
+        return Ok(());
+    }
+    let Err(sums) = team.all_equal_u64(checksum(state)) else {
+        return Ok(());
+    };
+    let differ: Vec<String> = (0..sums.len())
+        .filter(|&r| sums[r] != sums[0])
+        .map(|r| r.to_string())
+        .collect();
+    bail!(
+        "after epoch {epoch} the model on rank(s) {} differs from rank 0's (checksums {sums:x?}): \
+         every rank must run the same config, seed, data and checkpoint",
+        differ.join(", ")
+    )
+}
+
+/// Every rank learns whether any rank's `result` failed; a rank that did not fail gets an
+/// error naming the ranks that did (who report their own errors). Call on every rank.
+pub fn agree<T>(team: &dyn Collective, what: &str, result: Result<T>) -> Result<T> {
+    if team.size() == 1 {
+        return result;
+    }
+    let failed: Vec<usize> = match team.all_equal_u64(u64::from(result.is_err())) {
+        Ok(()) if result.is_ok() => return result,
+        Ok(()) => (0..team.size()).collect(),
+        Err(flags) => (0..flags.len()).filter(|&r| flags[r] != 0).collect(),
+    };
+    let rank = team.rank();
+    result.map_err(|e| e.context(format!("rank {rank}: {what}")))?;
+    let names: Vec<String> = failed.iter().map(usize::to_string).collect();
+    Err(anyhow!(
+        "rank {rank}: stopping because rank(s) {} failed: {what} (see their messages)",
+        names.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_batch_once_and_differ_by_at_most_one() {
+        for n in [0usize, 1, 5, 7, 600, 601] {
+            for size in 1..=4 {
+                let items: Vec<usize> = (0..n).collect();
+                let parts: Vec<&[usize]> = (0..size).map(|r| shard(&items, r, size)).collect();
+                assert_eq!(parts.concat(), items, "n {n} size {size}");
+                let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+                let (lo, hi) = (lens.iter().min().unwrap(), lens.iter().max().unwrap());
+                assert!(hi - lo <= 1, "n {n} size {size}: {lens:?}");
+            }
+        }
+    }
+}
