@@ -3,7 +3,7 @@
 //! itself; rank 0 alone prints and writes. A failure on any rank before or during training
 //! ends every rank with a message naming it, never a hang.
 
-use super::experiment::default_threads;
+use super::experiment::{default_threads, Experiment};
 use super::exit;
 use super::train::{announce, check_plan, finish, header, load_for_training};
 use super::train::{observers, prepare, rescue};
@@ -11,9 +11,9 @@ use crate::cli::TrainArgs;
 use crate::compute::blas;
 use crate::compute::dist::Collective;
 use crate::output::console;
-use crate::train::distributed::agree;
-use crate::train::{Observer, Observers, StopReason};
-use anyhow::{Context, Result};
+use crate::train::distributed::{agree, checksum, fnv, unlike_rank_0, FNV_START};
+use crate::train::{Observer, Observers, StopReason, TrainState};
+use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 
@@ -49,8 +49,34 @@ fn share_warnings(team: &dyn Collective) {
     }
 }
 
+/// Refuses to start unless every rank runs the same config (outputs and threads aside: only
+/// rank 0 writes, and the thread count does not change the replicas), on data of the same
+/// size, from the same model: a rank stopping early would leave the others waiting.
+fn same_run_everywhere(team: &dyn Collective, exp: &Experiment, state: &TrainState) -> Result<()> {
+    let mut config = exp.loaded.config.clone();
+    config.output = Default::default();
+    config.threads = None;
+    let text = toml::to_string(&config)?;
+    let sizes = [exp.train.len(), exp.test.len(), state.epochs_done()];
+    let h = sizes.iter().fold(fnv(FNV_START, text.as_bytes()), |h, n| {
+        fnv(h, &n.to_le_bytes())
+    });
+    let h = fnv(h, &checksum(state).to_le_bytes());
+    if let Err(all) = team.all_equal_u64(h) {
+        bail!(
+            "rank(s) {} run another config, data or starting model than rank 0: every rank \
+             must be given the same config and checkpoint, and see the same data",
+            unlike_rank_0(&all)
+        )
+    }
+    Ok(())
+}
+
 pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> Result<i32> {
     let root = team.is_root();
+    if !root {
+        super::interrupt::silence();
+    }
     console::hold_warnings();
     let setup = (|| {
         let (loaded, resumed) = load_for_training(args)?;
@@ -69,6 +95,7 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> R
     })();
     share_warnings(team);
     let (exp, mut trainer, threads) = agree(team, "setting up the run", setup)?;
+    same_run_everywhere(team, &exp, &trainer.state)?;
     let quiet = args.quiet || !root;
     if !quiet {
         let batch = trainer.batch_size();

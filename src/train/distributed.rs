@@ -106,20 +106,24 @@ pub fn score(
     reduce_score(team, local, false).0
 }
 
-/// FNV-1a over the parameters' bit patterns and the step count: equal on every rank while
+/// The FNV-1a hash's start.
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: `bytes` folded into `h` (a cheap checksum, not a cryptographic one).
+pub fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A hash of the parameters' bit patterns and the step count: equal on every rank while
 /// the replicas are identical.
 pub fn checksum(state: &TrainState) -> u64 {
-    let fold = |h: u64, bytes: [u8; 4]| {
-        bytes
-            .iter()
-            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-    };
-    let h = state
-        .net
-        .params
+    let params = &state.net.params;
+    let h = params
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, p| fold(h, p.to_bits().to_le_bytes()));
-    (h ^ state.optimizer.steps).wrapping_mul(0x100_0000_01b3)
+        .fold(FNV_START, |h, p| fnv(h, &p.to_bits().to_le_bytes()));
+    fnv(h, &state.optimizer.steps.to_le_bytes())
 }
 
 /// Stops the run on every rank when the replicas differ after `epoch` (a rank started from
@@ -131,15 +135,20 @@ pub fn check_replicas(team: &dyn Collective, state: &TrainState, epoch: usize) -
     let Err(sums) = team.all_equal_u64(checksum(state)) else {
         return Ok(());
     };
-    let differ: Vec<String> = (0..sums.len())
-        .filter(|&r| sums[r] != sums[0])
-        .map(|r| r.to_string())
-        .collect();
     bail!(
         "after epoch {epoch} the model on rank(s) {} differs from rank 0's (checksums {sums:x?}): \
          every rank must run the same config, seed, data and checkpoint",
-        differ.join(", ")
+        unlike_rank_0(&sums)
     )
+}
+
+/// The ranks whose value differs from rank 0's, as `1, 3`.
+pub fn unlike_rank_0(values: &[u64]) -> String {
+    let differ: Vec<String> = (0..values.len())
+        .filter(|&r| values[r] != values[0])
+        .map(|r| r.to_string())
+        .collect();
+    differ.join(", ")
 }
 
 /// Every rank learns whether any rank's `result` failed; a rank that did not fail gets an
