@@ -38,7 +38,14 @@ fn binary() -> Option<PathBuf> {
         let target = common::repo().join("target/mpi");
         let cargo = std::env::var_os("CARGO").unwrap_or("cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "--features", "mpi", "--bin", "backprop"])
+            .args([
+                "build",
+                "--release",
+                "--features",
+                "mpi",
+                "--bin",
+                "backprop",
+            ])
             .arg("--target-dir")
             .arg(&target)
             .current_dir(common::repo())
@@ -66,9 +73,14 @@ fn spawn(bin: &Path, apps: &[(usize, Vec<String>)], dir: &Path) -> Child {
     let mut cmd = Command::new("mpirun");
     // Root in containers, more ranks than cores, no binding (ranks share the cores), and
     // TCP only on loopback.
-    cmd.args(["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"])
-        .args(["--mca", "btl_tcp_if_include", "lo"])
-        .args(["--mca", "oob_tcp_if_include", "lo"]);
+    cmd.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ])
+    .args(["--mca", "btl_tcp_if_include", "lo"])
+    .args(["--mca", "oob_tcp_if_include", "lo"]);
     for (i, (ranks, args)) in apps.iter().enumerate() {
         if i > 0 {
             cmd.arg(":");
@@ -131,9 +143,10 @@ fn alone(bin: &Path, args: &[String]) -> Output {
 }
 
 fn records(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Every figure of epoch `epoch` in `b` within relative 1e-4 of `a`'s (float rounding: the
@@ -158,7 +171,10 @@ fn same_figures(a: &[Value], b: &[Value], epoch: u64) {
         match (x[k].as_f64(), y[k].as_f64()) {
             (Some(p), Some(q)) => {
                 let rel = (p - q).abs() / p.abs().max(1e-12);
-                assert!(rel < 1e-4, "epoch {epoch} {k}: {p} vs {q} (relative {rel:e})");
+                assert!(
+                    rel < 1e-4,
+                    "epoch {epoch} {k}: {p} vs {q} (relative {rel:e})"
+                );
             }
             (p, q) => assert_eq!(p, q, "epoch {epoch} {k}"),
         }
@@ -182,7 +198,10 @@ fn two_ranks_reproduce_one_process_on_mnist_and_only_rank_0_writes() {
     let run = |name: &str| {
         let mut a = strings(&["--config", &arg(&config), "--threads", "1"]);
         a.extend(strings(&["--epochs", "2", "--batch-size", "600"]));
-        a.extend(["--metrics-out".into(), arg(&d.join(format!("{name}.jsonl")))]);
+        a.extend([
+            "--metrics-out".into(),
+            arg(&d.join(format!("{name}.jsonl"))),
+        ]);
         a.extend(["--save".into(), arg(&d.join(format!("{name}.safetensors")))]);
         a
     };
@@ -258,7 +277,10 @@ fn a_checkpoint_resumes_on_another_rank_count_on_the_same_curve() {
     let base = strings(&["--config", &arg(&config), "--threads", "1"]);
     let with = |extra: &[String]| [base.clone(), extra.to_vec()].concat();
     let path = |name: &str| arg(&d.join(name));
-    alone(&bin, &with(&strings(&["--metrics-out", &path("whole.jsonl")])));
+    alone(
+        &bin,
+        &with(&strings(&["--metrics-out", &path("whole.jsonl")])),
+    );
     let whole = records(&d.join("whole.jsonl"));
     // Saved on 2 ranks, resumed alone; saved alone, resumed on 2 ranks.
     let save = |ck: &str| with(&strings(&["--epochs", "1", "--save", &path(ck)]));
@@ -308,12 +330,18 @@ fn a_rank_that_cannot_open_its_data_or_runs_another_config_ends_the_job() {
 fn ranks_of(mpirun: &Child, dir: &Path) -> Vec<i32> {
     let start = Instant::now();
     while read(dir, "live.jsonl").is_empty() {
-        assert!(start.elapsed() < LIMIT, "no epoch: {}", read(dir, "mpirun.err"));
+        assert!(
+            start.elapsed() < LIMIT,
+            "no epoch: {}",
+            read(dir, "mpirun.err")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let children = format!("/proc/{0}/task/{0}/children", mpirun.id());
     let text = std::fs::read_to_string(children).unwrap();
-    text.split_whitespace().map(|p| p.parse().unwrap()).collect()
+    text.split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! itself; rank 0 alone prints and writes. A failure on any rank before or during training
 //! ends every rank with a message naming it, never a hang.
 
-use super::experiment::{default_threads, Experiment};
 use super::exit;
+use super::experiment::{default_threads, Experiment};
 use super::train::{announce, check_plan, finish, header, load_for_training};
 use super::train::{observers, prepare, rescue};
 use crate::cli::TrainArgs;
@@ -42,7 +42,11 @@ fn share_warnings(team: &dyn Collective) {
         let text = String::from_utf8_lossy(&bytes);
         for w in text.split('\0').filter(|w| !w.is_empty()) {
             if seen.insert(w.to_string()) {
-                let from = if r == 0 { String::new() } else { format!(" (rank {r})") };
+                let from = if r == 0 {
+                    String::new()
+                } else {
+                    format!(" (rank {r})")
+                };
                 console::warn(&format!("{w}{from}"));
             }
         }

@@ -223,7 +223,11 @@ fn planned_inputs(args: &TrainArgs, loaded: &Loaded) -> Vec<plan::Input> {
 }
 
 /// The observers of a training run: the console, then each file the config asks for.
-pub(super) fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Result<Observers<'a>> {
+pub(super) fn observers<'a>(
+    exp: &'a Experiment,
+    quiet: bool,
+    total_epochs: usize,
+) -> Result<Observers<'a>> {
     let out = &exp.loaded.config.output;
     let mut list: Vec<Box<dyn Observer + Send + 'a>> =
         vec![Box::new(Console::new(quiet, total_epochs, out.diagnostics))];
@@ -335,7 +339,11 @@ fn save_or_rescue(exp: &Experiment, state: &TrainState, path: &Path) -> Result<(
 
 /// A run stopped by a failing output (a folder made read-only mid-run, a full disk): the
 /// model is still saved, where it was going or elsewhere, and the error says where.
-pub(super) fn rescue(exp: &Experiment, state: &TrainState, failure: anyhow::Error) -> anyhow::Error {
+pub(super) fn rescue(
+    exp: &Experiment,
+    state: &TrainState,
+    failure: anyhow::Error,
+) -> anyhow::Error {
     if state.epochs_done() == 0 {
         return failure;
     }

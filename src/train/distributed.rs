@@ -174,6 +174,105 @@ pub fn agree<T>(team: &dyn Collective, what: &str, result: Result<T>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Activation, Architecture, LayerSpec, Loss};
+    use crate::optim::Hyper;
+
+    /// Rank `rank` of `values.len()`, where rank r passed `values[r]` to `all_equal_u64`.
+    struct Fake {
+        rank: usize,
+        values: Vec<u64>,
+    }
+
+    impl Collective for Fake {
+        fn size(&self) -> usize {
+            self.values.len()
+        }
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn allreduce_sum_f32(&self, _buf: &mut [f32]) {}
+        fn allreduce_sum_f64(&self, _buf: &mut [f64]) {}
+        fn broadcast_bytes(&self, _root: usize, _buf: &mut Vec<u8>) {}
+        fn all_equal_u64(&self, value: u64) -> Result<(), Vec<u64>> {
+            let mut all = self.values.clone();
+            all[self.rank] = value;
+            match all.iter().all(|&v| v == value) {
+                true => Ok(()),
+                false => Err(all),
+            }
+        }
+        fn abort(&self, code: i32) -> ! {
+            panic!("abort {code}")
+        }
+    }
+
+    fn state() -> TrainState {
+        let arch = Architecture {
+            inputs: 2,
+            input_shape: vec![2],
+            layers: vec![LayerSpec {
+                outputs: 2,
+                activation: Activation::Identity,
+            }],
+            loss: Loss::SoftmaxCrossEntropy,
+        };
+        let net = Network::zeros(arch);
+        let optimizer = Optimizer::new(Hyper::default(), &net.tensors);
+        TrainState {
+            net,
+            optimizer,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn replicas_that_differ_stop_the_run_naming_the_ranks() {
+        let mut s = state();
+        let sum = checksum(&s);
+        let same = Fake {
+            rank: 0,
+            values: vec![sum; 3],
+        };
+        check_replicas(&same, &s, 1).unwrap();
+        s.net.params[1] = f32::from_bits(1);
+        assert_ne!(checksum(&s), sum, "one bit changes the checksum");
+        let other = Fake {
+            rank: 2,
+            values: vec![sum; 3],
+        };
+        let e = check_replicas(&other, &s, 4).unwrap_err().to_string();
+        assert!(
+            e.contains("after epoch 4 the model on rank(s) 2 differs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_failure_on_one_rank_fails_every_rank_naming_it() {
+        let ok = || Ok::<u8, anyhow::Error>(1);
+        let peers_failed = Fake {
+            rank: 0,
+            values: vec![0, 1, 1],
+        };
+        let e = agree(&peers_failed, "opening", ok())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rank(s) 1, 2 failed: opening"), "{e}");
+        let me = Fake {
+            rank: 1,
+            values: vec![0, 1],
+        };
+        let e = agree(&me, "opening", Err::<u8, _>(anyhow!("no disk"))).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("rank 1: opening: no disk"),
+            "{e:#}"
+        );
+        let fine = Fake {
+            rank: 0,
+            values: vec![0, 0],
+        };
+        assert_eq!(agree(&fine, "opening", ok()).unwrap(), 1);
+    }
 
     #[test]
     fn shards_cover_the_batch_once_and_differ_by_at_most_one() {

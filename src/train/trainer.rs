@@ -141,7 +141,10 @@ impl Trainer {
     ) -> anyhow::Result<StopReason> {
         if team.size() > 1 {
             // The unfused path: the summed gradient must exist before the update.
-            self.work.step.grads.resize(self.state.net.params.len(), 0.0);
+            self.work
+                .step
+                .grads
+                .resize(self.state.net.params.len(), 0.0);
         }
         while self.state.epochs_done() < self.rules.epochs {
             let epoch = self.state.epochs_done();
