@@ -11,11 +11,12 @@ use crate::cli::TrainArgs;
 use crate::compute::blas;
 use crate::compute::dist::Collective;
 use crate::output::console;
-use crate::train::distributed::{agree, checksum, fnv, unlike_rank_0, FNV_START};
+use crate::train::distributed::{agree, allreduce_time, checksum, fnv, unlike_rank_0, FNV_START};
 use crate::train::{Observer, Observers, StopReason, TrainState};
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 /// Ranks on this host, as the launcher tells them (Open MPI, MPICH).
 fn local_ranks() -> usize {
@@ -76,6 +77,24 @@ fn same_run_everywhere(team: &dyn Collective, exp: &Experiment, state: &TrainSta
     Ok(())
 }
 
+/// The allreduces' share of the run: what adding ranks costs in communication.
+fn report_allreduce(seconds: f64, state: &TrainState) {
+    let (reducing, steps) = allreduce_time();
+    let training: f64 = state.history.iter().map(|r| r.seconds).sum();
+    if steps == 0 || training <= 0.0 {
+        return;
+    }
+    println!(
+        "allreduce: {} per step over {steps} steps, {:.1}% of the training loop ({} of {}; \
+         the whole run took {})",
+        console::duration(reducing / steps as f64),
+        100.0 * reducing / training,
+        console::duration(reducing),
+        console::duration(training),
+        console::duration(seconds)
+    );
+}
+
 pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> Result<i32> {
     let root = team.is_root();
     if !root {
@@ -116,8 +135,12 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> R
         false => Ok(Observers::default()),
     };
     let mut observers = agree(team, "opening the outputs", opened)?;
+    let started = Instant::now();
     let reason = trainer.fit_on(exp.sets(), &mut observers, interrupt, team);
     observers.run_end();
+    if !quiet {
+        report_allreduce(started.elapsed().as_secs_f64(), &trainer.state);
+    }
     match (root, reason) {
         (true, Ok(reason)) => finish(&exp, &trainer.state, &reason),
         (true, Err(e)) => Err(rescue(&exp, &trainer.state, e)),

@@ -12,6 +12,19 @@ use crate::data::{Dataset, InputTransform};
 use crate::model::{Network, Score};
 use crate::optim::Optimizer;
 use anyhow::{anyhow, bail, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Nanoseconds this process spent in the steps' allreduces, and the steps: what the
+/// communication costs (waiting for a slower rank included), for the run's last line.
+static ALLREDUCE_NANOS: AtomicU64 = AtomicU64::new(0);
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds in the steps' allreduces so far, and the steps taken.
+pub fn allreduce_time() -> (f64, u64) {
+    let nanos = ALLREDUCE_NANOS.load(Ordering::Relaxed);
+    (nanos as f64 * 1e-9, STEPS.load(Ordering::Relaxed))
+}
 
 /// Rank `rank`'s part of `items`: contiguous, the sizes of the `size` parts differing by at
 /// most one (a batch smaller than the job leaves some ranks nothing).
@@ -70,8 +83,12 @@ pub fn step(
         };
         buffers.weighted_gradient(net, share, weight)
     };
+    let started = Instant::now();
     team.allreduce_sum_f32(&mut buffers.grads);
     let (score, stop) = reduce_score(team, local, stop);
+    let nanos = started.elapsed().as_nanos() as u64;
+    ALLREDUCE_NANOS.fetch_add(nanos, Ordering::Relaxed);
+    STEPS.fetch_add(1, Ordering::Relaxed);
     if score.loss_sum.is_finite() {
         optimizer.step(lr, &mut net.params, &buffers.grads);
     }
