@@ -77,20 +77,17 @@ fn same_run_everywhere(team: &dyn Collective, exp: &Experiment, state: &TrainSta
     Ok(())
 }
 
-/// The allreduces' share of the run: what adding ranks costs in communication.
-fn report_allreduce(seconds: f64, state: &TrainState) {
+/// The allreduces' share of the run (`seconds` of training and evaluation): what adding
+/// ranks costs in communication, waiting for a slower rank included.
+fn report_allreduce(seconds: f64) {
     let (reducing, steps) = allreduce_time();
-    let training: f64 = state.history.iter().map(|r| r.seconds).sum();
-    if steps == 0 || training <= 0.0 {
+    if steps == 0 || seconds <= 0.0 {
         return;
     }
     println!(
-        "allreduce: {} per step over {steps} steps, {:.1}% of the training loop ({} of {}; \
-         the whole run took {})",
+        "allreduce: {} per step over {steps} steps, {:.1}% of the run's {}",
         console::duration(reducing / steps as f64),
-        100.0 * reducing / training,
-        console::duration(reducing),
-        console::duration(training),
+        100.0 * reducing / seconds,
         console::duration(seconds)
     );
 }
@@ -139,14 +136,18 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> R
     let reason = trainer.fit_on(exp.sets(), &mut observers, interrupt, team);
     observers.run_end();
     if !quiet {
-        report_allreduce(started.elapsed().as_secs_f64(), &trainer.state);
+        report_allreduce(started.elapsed().as_secs_f64());
     }
-    match (root, reason) {
+    let status = match (root, reason) {
         (true, Ok(reason)) => finish(&exp, &trainer.state, &reason),
         (true, Err(e)) => Err(rescue(&exp, &trainer.state, e)),
         (false, Ok(StopReason::Interrupted { .. })) => Ok(exit::INTERRUPTED),
         (false, Ok(StopReason::Diverged { .. })) => Ok(exit::DIVERGED),
         (false, Ok(_)) => Ok(0),
         (false, Err(e)) => Err(e),
-    }
+    };
+    // No rank leaves before rank 0 has saved: mpirun ends the whole job as soon as one rank
+    // exits with a failure status (130 after an interrupt included).
+    let _ = team.all_equal_u64(0);
+    status
 }
