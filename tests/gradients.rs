@@ -2,12 +2,12 @@
 //! differences of an independent f64 forward pass, for every activation and every loss.
 
 use backprop::data::{float_dataset, InputTransform, Labels, TargetData};
-use backprop::eval::gradcheck::{check, compare};
+use backprop::eval::gradcheck::{analytic, check, compare};
 use backprop::model::activation::Activation;
 use backprop::model::init::Init;
 use backprop::model::loss::Loss;
 use backprop::model::{Architecture, LayerSpec, Network};
-use backprop::train::{Batch, StepBuffers};
+use backprop::train::StepBuffers;
 
 const ACTIVATIONS: [Activation; 5] = [
     Activation::Relu,
@@ -173,13 +173,7 @@ fn a_wrong_gradient_is_caught() {
     let indices: Vec<usize> = (0..6).collect();
     let transform = InputTransform::identity();
     let mut work = StepBuffers::new(&net, &data, 6, false);
-    let mut grads = vec![0.0; net.params.len()];
-    let batch = Batch {
-        data: &data,
-        transform: &transform,
-        indices: &indices,
-    };
-    work.gradient(&net, batch, &mut grads);
+    let grads = analytic(&mut work, &net, (&data, &transform, &indices));
     let honest = compare(&net, &data, &transform, &indices, &grads, 100, 1);
     assert!(
         honest.iter().all(|c| c.max_rel_error < TOLERANCE),
@@ -239,13 +233,7 @@ fn dropout_gradients_match_under_the_same_fixed_mask() {
 
         // The same gradients judged without the mask are far off: the mask is really applied.
         let mut work = StepBuffers::new(&net, &data, samples, false).with_dropout(&net, &rates, 5);
-        let mut grads = vec![0.0; net.params.len()];
-        let batch = Batch {
-            data: &data,
-            transform: &transform,
-            indices: &indices,
-        };
-        work.gradient(&net, batch, &mut grads);
+        let grads = analytic(&mut work, &net, (&data, &transform, &indices));
         let unmasked = compare(&net, &data, &transform, &indices, &grads, 1000, 1);
         let worst = unmasked.iter().map(|c| c.max_rel_error).fold(0.0, f64::max);
         assert!(

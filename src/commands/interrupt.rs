@@ -6,6 +6,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Stop without saying so (every rank but rank 0 of a distributed run: one message).
+static SILENT: AtomicBool = AtomicBool::new(false);
+
+/// The first interrupt stops the run without a message from this process.
+pub fn silence() {
+    SILENT.store(true, Ordering::SeqCst);
+}
 
 /// How a command answers an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +44,9 @@ pub fn install(mode: Mode) -> &'static AtomicBool {
             Mode::Bench => "stopping the benchmark after the current batch (no result)",
             _ => "stopping after the current batch; the last completed epoch is kept",
         };
-        eprintln!("\ninterrupt: {what} (interrupt again to quit at once)");
+        if !SILENT.load(Ordering::SeqCst) {
+            eprintln!("\ninterrupt: {what} (interrupt again to quit at once)");
+        }
     });
     if let Err(e) = installed {
         crate::output::console::warn(&format!("Ctrl-C will not stop training cleanly: {e}"));

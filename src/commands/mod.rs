@@ -3,6 +3,7 @@
 //! from a config for all of them.
 
 pub mod bench;
+pub mod distributed;
 pub mod eval;
 // Moved below the commands so the library API shares it; the old path stays.
 pub use crate::api::experiment;
@@ -15,6 +16,7 @@ pub mod trace;
 pub mod train;
 
 use crate::cli::{Cli, Command, TrainArgs};
+use crate::compute::dist::{self, Collective, Single};
 use anyhow::Result;
 
 /// Exit statuses beyond 0 (success), 1 (error) and 2 (usage).
@@ -43,9 +45,21 @@ pub fn main() -> i32 {
         _ => {}
     }
     let interrupt = interrupt::install(mode);
+    // Under an MPI launcher a training run is one rank of a job (kept to the end of `main`:
+    // dropping it finalises MPI).
+    let team: Box<dyn Collective> = match mode {
+        interrupt::Mode::Train => match dist::init() {
+            Ok(team) => team,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ERROR;
+            }
+        },
+        _ => Box::new(Single),
+    };
     let result = match cli.command {
-        None => train::run(&cli.train, interrupt),
-        Some(Command::Train(args)) => train::run(&args, interrupt),
+        None => train_on(&cli.train, interrupt, &*team),
+        Some(Command::Train(args)) => train_on(&args, interrupt, &*team),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Gradcheck(args)) => gradcheck::run(&args),
@@ -60,6 +74,18 @@ pub fn main() -> i32 {
             eprintln!("error: {e:#}");
             exit::ERROR
         }
+    }
+}
+
+/// One process trains as ever; a rank of a larger job trains its share.
+fn train_on(
+    args: &TrainArgs,
+    interrupt: &'static std::sync::atomic::AtomicBool,
+    team: &dyn Collective,
+) -> Result<i32> {
+    match team.size() {
+        1 => train::run(args, interrupt),
+        _ => distributed::run(args, interrupt, team),
     }
 }
 

@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// Steps between diagnostic probes (the first step of each epoch is always probed).
-const PROBE_EVERY: usize = 50;
+pub(super) const PROBE_EVERY: usize = 50;
 
-fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
+pub(super) fn header(exp: &Experiment, threads: usize, batch: usize) -> String {
     let c = &exp.loaded.config;
     format!(
         "backprop {}: {} | {} train, {} validation, {} test samples, {} | batch {}, {} lr {}{} \
@@ -72,7 +72,7 @@ fn save(exp: &Experiment, state: &TrainState, path: &Path) -> Result<()> {
 }
 
 /// The model and optimizer of a checkpoint, checked against the config that continues it.
-fn resumed_state(exp: &Experiment, ck: Checkpoint, path: &Path) -> Result<TrainState> {
+pub(super) fn resumed_state(exp: &Experiment, ck: Checkpoint, path: &Path) -> Result<TrainState> {
     let mut state = ck.state;
     if state.net.arch != exp.arch {
         bail!(
@@ -252,7 +252,11 @@ fn facts(exp: &Experiment) -> DataFacts {
 }
 
 /// The observers of a training run: the console, then each file the config asks for.
-fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Result<Observers<'a>> {
+pub(super) fn observers<'a>(
+    exp: &'a Experiment,
+    quiet: bool,
+    total_epochs: usize,
+) -> Result<Observers<'a>> {
     let out = &exp.loaded.config.output;
     let mut list: Vec<Box<dyn Observer + Send + 'a>> = vec![Box::new(
         Console::new(quiet, total_epochs, out.diagnostics).with_facts(facts(exp)),
@@ -285,12 +289,13 @@ fn observers<'a>(exp: &'a Experiment, quiet: bool, total_epochs: usize) -> Resul
     Ok(Observers(list))
 }
 
-pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
-    let (loaded, resumed) = load_for_training(args)?;
-    plan::check(
-        &planned_outputs(args, &loaded),
-        &planned_inputs(args, &loaded),
-    )?;
+/// Checks the paths the run reads and, if `writes`, those it writes (see [`plan`]).
+pub(super) fn check_plan(args: &TrainArgs, loaded: &Loaded, writes: bool) -> Result<()> {
+    let outputs = match writes {
+        true => planned_outputs(args, loaded),
+        false => Vec::new(),
+    };
+    plan::check(&outputs, &planned_inputs(args, loaded))?;
     if let (Some(p), None) = (&args.resume, &loaded.config.output.save) {
         console::warn(&format!(
             "no --save: the model resumed from {} will not be saved at the end; pass --save FILE \
@@ -298,23 +303,44 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
             p.display()
         ));
     }
-    let threads = loaded.config.threads.unwrap_or_else(default_threads);
-    let pool = thread_pool(threads)?;
+    Ok(())
+}
+
+/// The experiment (its warnings told) and the trainer, fresh or resumed.
+pub(super) fn prepare(
+    args: &TrainArgs,
+    loaded: Loaded,
+    resumed: Option<Checkpoint>,
+) -> Result<(Experiment, crate::train::Trainer)> {
     let exp = Experiment::prepare(loaded)?;
     exp.warnings.iter().for_each(|w| console::warn(w));
     let state = match (resumed, &args.resume) {
         (Some(ck), Some(p)) => resumed_state(&exp, ck, p)?,
         _ => exp.initial_state(),
     };
-    let mut trainer = exp.trainer(state, Some(PROBE_EVERY))?;
+    let trainer = exp.trainer(state, Some(PROBE_EVERY))?;
+    Ok((exp, trainer))
+}
+
+/// The run's header line, then what the build and the CPU ask of the user.
+pub(super) fn announce(header: &str) {
+    println!("{header}");
+    if cfg!(debug_assertions) {
+        console::warn("this is a debug build, many times slower: use cargo run --release");
+    }
+    if let Some(advice) = coretype::advice() {
+        console::warn(&advice);
+    }
+}
+
+pub fn run(args: &TrainArgs, interrupt: &AtomicBool) -> Result<i32> {
+    let (loaded, resumed) = load_for_training(args)?;
+    check_plan(args, &loaded, true)?;
+    let threads = loaded.config.threads.unwrap_or_else(default_threads);
+    let pool = thread_pool(threads)?;
+    let (exp, mut trainer) = prepare(args, loaded, resumed)?;
     if !args.quiet {
-        println!("{}", header(&exp, threads, trainer.batch_size()));
-        if cfg!(debug_assertions) {
-            console::warn("this is a debug build, many times slower: use cargo run --release");
-        }
-        if let Some(advice) = coretype::advice() {
-            console::warn(&advice);
-        }
+        announce(&header(&exp, threads, trainer.batch_size()));
     }
     let mut observers = observers(&exp, args.quiet, trainer.rules.epochs)?;
     let reason = pool.install(|| trainer.fit(exp.sets(), &mut observers, interrupt));
@@ -343,7 +369,11 @@ fn save_or_rescue(exp: &Experiment, state: &TrainState, path: &Path) -> Result<(
 
 /// A run stopped by a failing output (a folder made read-only mid-run, a full disk): the
 /// model is still saved, where it was going or elsewhere, and the error says where.
-fn rescue(exp: &Experiment, state: &TrainState, failure: anyhow::Error) -> anyhow::Error {
+pub(super) fn rescue(
+    exp: &Experiment,
+    state: &TrainState,
+    failure: anyhow::Error,
+) -> anyhow::Error {
     if state.epochs_done() == 0 {
         return failure;
     }
@@ -362,7 +392,7 @@ fn rescue(exp: &Experiment, state: &TrainState, failure: anyhow::Error) -> anyho
 }
 
 /// Saves, plots and reports after the loop; returns the exit status.
-fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i32> {
+pub(super) fn finish(exp: &Experiment, state: &TrainState, reason: &StopReason) -> Result<i32> {
     let out = &exp.loaded.config.output;
     let done = state.epochs_done();
     let diverged = matches!(reason, StopReason::Diverged { .. });

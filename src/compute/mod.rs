@@ -1,10 +1,11 @@
 //! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
 //! the rayon pool ([`elementwise`]), sparse-dense products for byte inputs ([`sparse`]),
-//! seeded random streams ([`rng`]), and the memory budget checked before large allocations
-//! ([`memory`]).
+//! seeded random streams ([`rng`]), the memory budget checked before large allocations
+//! ([`memory`]), and the collectives of data-parallel training ([`dist`]: one process, or MPI).
 
 pub mod blas;
 pub mod coretype;
+pub mod dist;
 pub mod elementwise;
 pub mod memory;
 pub mod rng;

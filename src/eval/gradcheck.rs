@@ -100,6 +100,20 @@ pub fn check_with_dropout(
 ) -> Vec<TensorCheck> {
     let n = indices.len();
     let mut work = StepBuffers::new(net, data, n, false).with_dropout(net, rates, seed);
+    let set = (data, transform, indices);
+    let grads = analytic(&mut work, net, set);
+    let masks: Masks = (0..net.layer_count())
+        .map(|l| work.acts.last_mask(l, n).map(|(_, scale)| scale.to_vec()))
+        .collect();
+    compare_masked(net, set, &grads, &masks, per_tensor, seed)
+}
+
+/// The analytic gradient of the real step (f32, sgemm) over `indices`, in `work`'s buffers.
+pub fn analytic(
+    work: &mut StepBuffers,
+    net: &Network,
+    (data, transform, indices): (&Dataset, &InputTransform, &[usize]),
+) -> Vec<f32> {
     let mut grads = vec![0.0; net.params.len()];
     let batch = Batch {
         data,
@@ -107,11 +121,7 @@ pub fn check_with_dropout(
         indices,
     };
     work.gradient(net, batch, &mut grads);
-    let masks: Masks = (0..net.layer_count())
-        .map(|l| work.acts.last_mask(l, n).map(|(_, scale)| scale.to_vec()))
-        .collect();
-    let set = (data, transform, indices);
-    compare_masked(net, set, &grads, &masks, per_tensor, seed)
+    grads
 }
 
 /// Compares given gradients (laid out like `net.params`) with finite differences.

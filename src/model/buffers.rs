@@ -1,7 +1,7 @@
 //! The per-batch buffers of the passes, allocated once for a largest batch.
 
 use super::architecture::Architecture;
-use super::dropout::DropoutLayer;
+use super::dropout::{DropoutLayer, Mask};
 use crate::compute::sparse::{CsrBytes, Transpose};
 use ndarray::{s, Array2, ArrayView2};
 
@@ -17,8 +17,8 @@ pub struct Activations {
     pub first_bias: Vec<f32>,
     /// Per layer, its dropout buffers (hidden layers with a rate above 0, training only).
     pub dropout: Vec<Option<DropoutLayer>>,
-    /// The key of the masks the last forward pass applied (`None`: it applied none).
-    pub mask_key: Option<u64>,
+    /// The masks the last forward pass applied (`None`: it applied none).
+    pub mask: Option<Mask>,
 }
 
 impl Activations {
@@ -40,7 +40,7 @@ impl Activations {
                 .collect(),
             first_bias: vec![0.0; arch.layers.first().map_or(0, |l| l.outputs)],
             dropout: vec![None; arch.layers.len()],
-            mask_key: None,
+            mask: None,
         }
     }
 
@@ -58,7 +58,7 @@ impl Activations {
     /// Layer `layer`'s output before and after its last mask's scale (`None`: no mask was
     /// applied to it in the last forward pass).
     pub fn last_mask(&self, layer: usize, n: usize) -> Option<(&[f32], &[f32])> {
-        self.mask_key?;
+        self.mask?;
         let d = self.dropout[layer].as_ref()?;
         Some(d.last_mask(n * d.unmasked.ncols()))
     }

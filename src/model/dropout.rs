@@ -1,7 +1,8 @@
 //! Inverted dropout on hidden layers: while training, each unit's output is kept with
 //! probability `1 - p` and scaled by `1 / (1 - p)`, so evaluation needs nothing. A mask is a
-//! pure function of (run seed, step, layer, element), drawn from a counter-based stream:
-//! the same step gets the same mask on any thread count and after a resume.
+//! pure function of (run seed, step, layer, element of the global batch), drawn from a
+//! counter-based stream: the same step gets the same mask on any thread count, after a
+//! resume, and on any number of data-parallel ranks.
 
 use crate::compute::elementwise;
 use crate::compute::rng::{self, Stream};
@@ -17,9 +18,22 @@ pub struct DropoutLayer {
     pub scale: Array2<f32>,
 }
 
-/// The key of the masks of training step `step` of a run seeded with `seed`.
-pub fn mask_key(seed: u64, step: u64) -> u64 {
-    rng::key(seed, Stream::Dropout, step)
+/// Which masks a forward pass applies: those of a training step, from row `first_row` of
+/// its global batch on (a data-parallel rank's share starts past row 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mask {
+    pub key: u64,
+    pub first_row: usize,
+}
+
+impl Mask {
+    /// The masks of training step `step` of a run seeded with `seed`.
+    pub fn of_step(seed: u64, step: u64, first_row: usize) -> Self {
+        Mask {
+            key: rng::key(seed, Stream::Dropout, step),
+            first_row,
+        }
+    }
 }
 
 impl DropoutLayer {
@@ -35,10 +49,11 @@ impl DropoutLayer {
         }
     }
 
-    /// Masks `out` (the layer's first rows) with the mask of `key` for layer `layer`, keeping
-    /// the unmasked values and the scale for the backward pass.
-    pub fn apply(&mut self, out: &mut [f32], key: u64, layer: usize) {
-        let key = rng::key(key, Stream::Dropout, layer as u64);
+    /// Masks `out` (the layer's first rows) with `mask` for layer `layer`, keeping the
+    /// unmasked values and the scale for the backward pass.
+    pub fn apply(&mut self, out: &mut [f32], mask: Mask, layer: usize) {
+        let key = rng::key(mask.key, Stream::Dropout, layer as u64);
+        let first = (mask.first_row * self.unmasked.ncols()) as u64;
         // Kept when the draw is at or above p·2³².
         let threshold = (f64::from(self.rate) * 4_294_967_296.0) as u64;
         let kept = 1.0 / (1.0 - self.rate);
@@ -47,7 +62,7 @@ impl DropoutLayer {
         let scale = &mut self.scale.as_slice_mut().expect("row-major buffer")[..n];
         elementwise::triples_indexed(out, unmasked, scale, |start, out, unmasked, scale| {
             for (i, ((o, u), s)) in out.iter_mut().zip(unmasked).zip(scale).enumerate() {
-                let draw = u64::from(rng::counter_u32(key, (start + i) as u64));
+                let draw = u64::from(rng::counter_u32(key, first + (start + i) as u64));
                 *s = if draw >= threshold { kept } else { 0.0 };
                 *u = *o;
                 *o *= *s;
@@ -82,7 +97,7 @@ mod tests {
         let mut layer = DropoutLayer::new(0.3, rows, width);
         let mut out: Vec<f32> = (0..rows * width).map(|i| (i % 7) as f32 + 1.0).collect();
         let original = out.clone();
-        layer.apply(&mut out, mask_key(9, 4), 1);
+        layer.apply(&mut out, Mask::of_step(9, 4, 0), 1);
         let kept = out.iter().filter(|&&v| v != 0.0).count() as f64 / out.len() as f64;
         assert!((kept - 0.7).abs() < 0.005, "kept {kept}");
         for (o, x) in out.iter().zip(&original) {
@@ -99,19 +114,24 @@ mod tests {
     }
 
     #[test]
-    fn a_mask_depends_on_step_and_layer_only() {
-        let mask = |step, layer, threads| {
+    fn a_mask_depends_on_step_layer_and_global_row_only() {
+        let masked = |step, layer, threads, rows: std::ops::Range<usize>| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             let mut d = DropoutLayer::new(0.5, 300, 256);
-            let mut out = vec![1.0f32; 300 * 256];
-            pool.install(|| d.apply(&mut out, mask_key(1, step), layer));
+            let mut out = vec![1.0f32; rows.len() * 256];
+            let mask = Mask::of_step(1, step, rows.start);
+            pool.install(|| d.apply(&mut out, mask, layer));
             out
         };
-        assert_eq!(mask(3, 0, 1), mask(3, 0, 2));
-        assert_ne!(mask(3, 0, 1), mask(4, 0, 1));
-        assert_ne!(mask(3, 0, 1), mask(3, 1, 1));
+        let all = masked(3, 0, 1, 0..300);
+        assert_eq!(all, masked(3, 0, 2, 0..300));
+        assert_ne!(all, masked(4, 0, 1, 0..300));
+        assert_ne!(all, masked(3, 1, 1, 0..300));
+        // Two shares of the batch get the rows' own masks, as one pass over all rows would.
+        let (head, tail) = (masked(3, 0, 2, 0..120), masked(3, 0, 1, 120..300));
+        assert_eq!([head, tail].concat(), all);
     }
 }

@@ -10,6 +10,7 @@
 
 use super::architecture::{TensorInfo, TensorKind};
 use super::buffers::{Activations, Deltas, SparseScratch};
+use super::dropout::Mask;
 use super::loss::{Score, Shaping, Targets};
 use super::network::Network;
 use crate::compute::blas::{gemm, Op};
@@ -42,16 +43,16 @@ impl Network {
         self.forward_masked(acts, n, input, None);
     }
 
-    /// [`Network::forward`] as in training: with `mask_key`, the hidden layers that have
-    /// dropout buffers in `acts` are masked with that key's masks (see [`super::dropout`]).
+    /// [`Network::forward`] as in training: with `mask`, the hidden layers that have dropout
+    /// buffers in `acts` are masked (see [`super::dropout`]).
     pub fn forward_masked(
         &self,
         acts: &mut Activations,
         n: usize,
         input: Input,
-        mask_key: Option<u64>,
+        mask: Option<Mask>,
     ) {
-        acts.mask_key = mask_key;
+        acts.mask = mask;
         for (l, layer) in self.arch.layers.iter().enumerate() {
             let (done, rest) = acts.bufs.split_at_mut(l + 1);
             let mut out = rest[0].slice_mut(s![..n, ..]);
@@ -84,8 +85,8 @@ impl Network {
                 }
                 None => layer.activation.add_bias_and_apply(out, bias),
             }
-            if let (Some(key), Some(dropout)) = (mask_key, acts.dropout[l].as_mut()) {
-                dropout.apply(out, key, l);
+            if let (Some(mask), Some(dropout)) = (mask, acts.dropout[l].as_mut()) {
+                dropout.apply(out, mask, l);
             }
         }
     }

@@ -13,7 +13,25 @@ pub fn color_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
+/// Warnings held back instead of printed, while `Some` (see [`hold_warnings`]).
+static HELD: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
+
+/// From now on [`warn`] keeps its messages for [`release_warnings`] (a distributed run's
+/// setup, whose warnings rank 0 prints once for every rank).
+pub fn hold_warnings() {
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// The warnings held since [`hold_warnings`]; [`warn`] prints again from now on.
+pub fn release_warnings() -> Vec<String> {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    held.unwrap_or_default()
+}
+
 pub fn warn(message: &str) {
+    if let Some(held) = HELD.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        return held.push(message.to_string());
+    }
     if color_allowed() {
         eprintln!("\x1b[33mwarning:\x1b[0m {message}");
     } else {

@@ -10,6 +10,8 @@ use crate::model::{Activations, Network, Score, Shaping};
 pub enum Subset<'a> {
     All,
     Only(&'a [usize]),
+    /// Samples `start..end` (one rank's share of `All`).
+    Span(usize, usize),
 }
 
 impl Subset<'_> {
@@ -17,6 +19,7 @@ impl Subset<'_> {
         match self {
             Subset::All => data.len(),
             Subset::Only(ix) => ix.len(),
+            Subset::Span(start, end) => end - start,
         }
     }
 
@@ -61,6 +64,7 @@ impl Evaluator {
             match subset {
                 Subset::All => self.chunk_indices.extend(start..end),
                 Subset::Only(ix) => self.chunk_indices.extend_from_slice(&ix[start..end]),
+                Subset::Span(first, _) => self.chunk_indices.extend(first + start..first + end),
             }
             let n = end - start;
             let x = self.acts.input_mut(n);

@@ -3,6 +3,7 @@
 //! probes ([`probe`]), the evaluation passes ([`evaluate`]) and the learning-rate range
 //! test ([`lr_find`]).
 
+pub mod distributed;
 pub mod evaluate;
 pub mod lr_find;
 pub mod probe;

@@ -5,7 +5,7 @@
 use crate::compute::{blas, elementwise};
 use crate::data::batch::load_as;
 use crate::data::{Dataset, InputTransform, TargetBuffer, SPARSE_MAX_STEP_ROWS};
-use crate::model::dropout::mask_key;
+use crate::model::dropout::Mask;
 use crate::model::{Activations, Deltas, Gradients, Input, Network, Score, Shaping, SparseScratch};
 use crate::optim::Optimizer;
 
@@ -43,6 +43,8 @@ pub struct StepBuffers {
     dropout_seed: Option<u64>,
     /// The optimizer step whose masks the passes apply (set by [`StepBuffers::step`]).
     pub mask_step: u64,
+    /// Where this batch's rows start in the step's global batch (a data-parallel share).
+    pub mask_first_row: usize,
 }
 
 impl StepBuffers {
@@ -66,6 +68,7 @@ impl StepBuffers {
             class_weights: Vec::new(),
             dropout_seed: None,
             mask_step: 0,
+            mask_first_row: 0,
         }
     }
 
@@ -151,6 +154,20 @@ impl StepBuffers {
         score
     }
 
+    /// The gradient of the batch-mean loss over `batch`, times `weight`, into `self.grads`,
+    /// without an update: a rank's part of a global batch's mean gradient when `weight` is
+    /// its share of the global batch's samples (see [`super::distributed`]).
+    pub fn weighted_gradient(&mut self, net: &Network, batch: Batch, weight: f32) -> Score {
+        elementwise::serial_if(runs_on_one_thread(net, batch), || {
+            let n = batch.indices.len();
+            let (score, input) = self.forward_backward(net, batch);
+            let (acts, deltas, sparse) = (&self.acts, &self.deltas, self.sparse.as_mut());
+            let mut products = net.gradients(acts, deltas, n, input, sparse);
+            products.accumulate_into(&mut self.grads, |_| (weight, 0.0));
+            score
+        })
+    }
+
     /// Gathers `batch` (its targets, and its rows unless the first layer reads sparse rows
     /// itself), runs the forward pass and fills every layer's delta.
     fn forward_backward<'a>(&mut self, net: &Network, batch: Batch<'a>) -> (Score, Input<'a>) {
@@ -165,8 +182,11 @@ impl StepBuffers {
             &mut self.targets,
             batch.reads_sparse(),
         );
-        let key = self.dropout_seed.map(|seed| mask_key(seed, self.mask_step));
-        net.forward_masked(&mut self.acts, n, input, key);
+        let (step, first_row) = (self.mask_step, self.mask_first_row);
+        let mask = self
+            .dropout_seed
+            .map(|seed| Mask::of_step(seed, step, first_row));
+        net.forward_masked(&mut self.acts, n, input, mask);
         let targets = self.targets.view(n);
         let shaping = Shaping {
             label_smoothing: self.label_smoothing,

@@ -1,11 +1,13 @@
 //! The loop around the step ([`super::step`]): epochs, each a fresh seeded shuffle of
 //! minibatches, then evaluation, the stopping rules, interruption and divergence.
 
+use super::distributed;
 use super::evaluate::{Evaluator, Subset};
 use super::probe::{describe_divergence, Probe};
 use super::record::{EpochRecord, Observer, TrainState};
 use super::step::{Batch, StepBuffers};
 use super::stop::{stop_reason, StopReason, StopRules};
+use crate::compute::dist::{Collective, Single};
 use crate::data::{Batcher, Dataset, InputTransform};
 use crate::model::Score;
 use crate::optim::schedule::Schedule;
@@ -146,6 +148,25 @@ impl Trainer {
         observer: &mut dyn Observer,
         interrupt: &AtomicBool,
     ) -> anyhow::Result<StopReason> {
+        self.fit_on(sets, observer, interrupt, &Single)
+    }
+
+    /// As [`Trainer::fit`], as one rank of `team` (see [`distributed`]): call it on every
+    /// rank, from the thread that started the team; only rank 0's observer should write.
+    pub fn fit_on(
+        &mut self,
+        sets: Sets,
+        observer: &mut dyn Observer,
+        interrupt: &AtomicBool,
+        team: &dyn Collective,
+    ) -> anyhow::Result<StopReason> {
+        if team.size() > 1 {
+            // The unfused path: the summed gradient must exist before the update.
+            self.work
+                .step
+                .grads
+                .resize(self.state.net.params.len(), 0.0);
+        }
         while self.state.epochs_done() < self.rules.epochs {
             let epoch = self.state.epochs_done();
             self.save_snapshot();
@@ -154,7 +175,7 @@ impl Trainer {
             let first = self.schedule.at(epoch, 0, steps);
             observer.epoch_start(epoch + 1, self.work.batcher.samples(), first.lr);
             let started = Instant::now();
-            let running = match self.train_epoch(sets, epoch, observer, interrupt) {
+            let running = match self.train_epoch(sets, epoch, observer, interrupt, team) {
                 Ok(running) => running,
                 Err(reason) => {
                     self.restore_snapshot();
@@ -164,11 +185,13 @@ impl Trainer {
             let seconds = started.elapsed().as_secs_f64();
             // The lr (and momentum) of the epoch's last step.
             let last = self.schedule.at(epoch, steps.saturating_sub(1), steps);
-            let mut record = self.finish_epoch(sets, epoch, last.lr, running, seconds);
+            distributed::check_replicas(team, &self.state, epoch + 1)?;
+            let mut record = self.finish_epoch(sets, epoch, last.lr, running, seconds, team);
             record.momentum = last.momentum;
             record.continue_timings(self.state.history.last());
             self.state.history.push(record.clone());
-            observer.epoch_end(&self.state, &record)?;
+            let written = observer.epoch_end(&self.state, &record);
+            distributed::agree(team, "writing the epoch's outputs", written)?;
             if let Some(reason) = stop_reason(&self.state.history, &self.rules) {
                 return Ok(reason);
             }
@@ -183,6 +206,7 @@ impl Trainer {
         epoch: usize,
         observer: &mut dyn Observer,
         interrupt: &AtomicBool,
+        team: &dyn Collective,
     ) -> Result<Score, StopReason> {
         let Trainer {
             state,
@@ -206,13 +230,15 @@ impl Trainer {
             if let Some(p) = probe.as_mut() {
                 p.before_step(&state.net);
             }
-            let score = work.step.step(
-                &mut state.net,
-                &mut state.optimizer,
-                batch,
-                point.lr,
-                probe.is_some(),
-            );
+            let (net, opt) = (&mut state.net, &mut state.optimizer);
+            let (score, rows, stop) = if team.size() > 1 {
+                // Every rank stops at the same step: the flags are summed with the scores.
+                let stop = interrupt.load(Ordering::Relaxed);
+                distributed::step(team, &mut work.step, net, opt, batch, point.lr, stop)
+            } else {
+                let score = work.step.step(net, opt, batch, point.lr, probe.is_some());
+                (score, indices.len(), interrupt.load(Ordering::Relaxed))
+            };
             if !score.loss_sum.is_finite() {
                 // The step left the weights as they were: the gradient named is this
                 // batch's, recomputed. (Allocated once; the run is ending.)
@@ -225,12 +251,12 @@ impl Trainer {
                 });
             }
             if let Some(p) = probe {
-                let (grads, acts, n) = (&work.step.grads, &work.step.acts, indices.len());
-                p.after_step(&state.net, grads, acts, n, score.mean_loss());
+                let (grads, acts) = (&work.step.grads, &work.step.acts);
+                p.after_step(&state.net, grads, acts, rows, score.mean_loss());
             }
             running.add(score);
             observer.batch(running.samples, &running);
-            if interrupt.load(Ordering::Relaxed) {
+            if stop {
                 return Err(StopReason::Interrupted {
                     epoch: epoch + 1,
                     batches_done: b + 1,
@@ -255,17 +281,17 @@ impl Trainer {
         lr: f32,
         running: Score,
         seconds: f64,
+        team: &dyn Collective,
     ) -> EpochRecord {
         let eval_started = Instant::now();
         let (net, work) = (&self.state.net, &mut self.work);
         let validation = (!sets.validation.is_empty()).then(|| {
             let subset = Subset::Only(sets.validation);
-            work.validation_eval
-                .score(net, sets.train, sets.transform, subset)
+            let eval = &mut work.validation_eval;
+            distributed::score(team, eval, net, sets.train, sets.transform, subset)
         });
-        let test = work
-            .test_eval
-            .score(net, sets.test, sets.transform, Subset::All);
+        let eval = &mut work.test_eval;
+        let test = distributed::score(team, eval, net, sets.test, sets.transform, Subset::All);
         EpochRecord {
             epoch: epoch + 1,
             lr,
