@@ -43,6 +43,11 @@ fn task_len(len: usize, row: usize) -> Option<usize> {
     (len >= MIN_PARALLEL && !is_serial()).then(|| TASK.div_ceil(row) * row)
 }
 
+/// As [`task_len`] for rows of 1, whether or not the calling thread is in a serial step.
+fn serial_if_small(len: usize) -> Option<usize> {
+    (len >= MIN_PARALLEL).then_some(TASK)
+}
+
 /// `f` over row-aligned pieces of `a`.
 pub fn rows(a: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
     match task_len(a.len(), row) {
@@ -102,7 +107,9 @@ pub fn zip3(
     }
 }
 
-/// `f` over matching pieces of `a`, `b`, `c` and `d`.
+/// `f` over matching pieces of `a`, `b`, `c` and `d`, split over the pool whenever they are
+/// large, even inside [`serial_if`]`(true, ..)`: an optimizer's pass over every parameter is
+/// large however small the batch whose products stayed on one thread.
 pub fn zip4(
     a: &mut [f32],
     b: &[f32],
@@ -110,7 +117,7 @@ pub fn zip4(
     d: &mut [f32],
     f: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 ) {
-    match task_len(a.len(), 1) {
+    match serial_if_small(a.len()) {
         None => f(a, b, c, d),
         Some(n) => a
             .par_chunks_mut(n)
