@@ -5,6 +5,8 @@
 //! Inside [`serial_if`]`(true, ..)` everything runs on the calling thread, products included
 //! (see [`super::blas::gemm`] and [`super::sparse`]): a training step too small to gain from a
 //! second thread runs that way, so that no helper thread is woken or left spinning beside it.
+//! The one exception is [`zip4`], the optimizer's pass over every parameter, which is large
+//! however small the batch.
 
 use rayon::prelude::*;
 use std::cell::Cell;
