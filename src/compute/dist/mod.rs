@@ -1,7 +1,7 @@
 //! Data-parallel collectives behind one small trait.
 //!
 //! The trainer only ever talks to [`Collective`]. [`Single`] (always compiled)
-//! is the size-1 no-op used for ordinary runs; [`Mpi`] (cargo feature `mpi`)
+//! is the size-1 no-op used for ordinary runs; `Mpi` (cargo feature `mpi`)
 //! wraps rsmpi. Another collective library can be added by implementing the
 //! trait; nothing else in the trainer needs to change.
 //!
