@@ -1,5 +1,5 @@
 //! The commands behind the command line, one file each: [`train`], [`eval`], [`predict`],
-//! [`gradcheck`], [`bench`], [`export`], [`lr_find`], [`trace`]; [`experiment`] assembles a run
+//! [`gradcheck`], [`bench`](mod@bench), [`export`], [`lr_find`], [`trace`]; [`experiment`] assembles a run
 //! from a config for all of them.
 
 pub mod bench;

@@ -1,7 +1,7 @@
 //! One training step laid bare, for comparing a hand-written backprop against ours: every
 //! tensor of the step under a stable name ([`names`]), written to safetensors
-//! ([`file`]), recorded from the real step ([`record`]) or recomputed in f64
-//! ([`reference`]), and two traces compared tensor by tensor with the classic mistakes
+//! ([`file`](mod@file)), recorded from the real step ([`record`]) or recomputed in f64
+//! ([`reference`](mod@reference)), and two traces compared tensor by tensor with the classic mistakes
 //! recognised by their signature ([`compare`]).
 //!
 //! Names, for layers `l = 0..L` (`z = x @ weight + bias`, `weight` is `[inputs, outputs]`):

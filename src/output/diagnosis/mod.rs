@@ -1,6 +1,6 @@
 //! What the probes' figures mean for the user: one verdict per epoch (the most likely cause,
 //! the figures that show it, one fix), and the per-layer lines of `--diagnostics`. The
-//! figures are gathered in [`evidence`], weighed in [`rules`]; nothing here prints.
+//! figures are gathered in `evidence`, weighed in `rules`; nothing here prints.
 
 mod evidence;
 mod rules;
