@@ -52,6 +52,8 @@ def activation(name, slope, z):
         return np.tanh(z)
     if name == "identity":
         return z
+    if name == "silu":
+        return z / (1 + np.exp(-z))
     sys.exit(f"unknown activation {name}")
 
 
