@@ -188,10 +188,7 @@ impl Dataset {
     /// (classes absent from `indices` get 1). `None` without class labels.
     pub fn balanced_class_weights(&self, indices: &[usize]) -> Option<Vec<f32>> {
         let k = self.classes()?;
-        let mut counts = vec![0usize; k];
-        for &i in indices {
-            counts[self.label(i) as usize] += 1;
-        }
+        let counts = self.class_counts_of(indices.iter().copied());
         let n = indices.len() as f64;
         Some(
             counts
@@ -216,9 +213,14 @@ impl Dataset {
 
     /// Samples per class (empty for regression data).
     pub fn class_counts(&self) -> Vec<usize> {
+        self.class_counts_of(0..self.len())
+    }
+
+    /// Samples per class among `samples` (empty for regression data).
+    pub fn class_counts_of(&self, samples: impl IntoIterator<Item = usize>) -> Vec<usize> {
         let mut counts = vec![0; self.classes().unwrap_or(0)];
         if !counts.is_empty() {
-            for i in 0..self.len() {
+            for i in samples {
                 counts[self.label(i) as usize] += 1;
             }
         }
