@@ -344,7 +344,8 @@ def environment_notes(rows, args):
         "matrix products alone, from `backprop bench`.",
         "",
         f"- backprop: {bp['blas_config']}; core {bp['blas_core']}; "
-        f"{bp['blas_threads']} BLAS / {bp['rayon_threads']} rayon threads; "
+        f"{bp['rayon_threads']} rayon threads (single-threaded sgemm calls, products cut "
+        f"over the rayon pool); "
         f"{bp['profile']} build ({args.binary}); git {git_revision()}",
         f"- numpy {np32['numpy']}: {np32['blas']}; "
         f"core {np32['blas_core'] or 'unknown (no threadpoolctl)'}; "

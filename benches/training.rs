@@ -196,7 +196,6 @@ criterion_group! {
 
 fn main() {
     let threads = default_threads();
-    backprop::compute::blas::set_threads(threads);
     // As `backprop` runs: the loop on a worker of a pool of `threads`.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -2,7 +2,7 @@
 //! the architecture (input width and class count come from the data), and a trainer. The
 //! command line and the library's [`super::MlpBuilder`] both start runs here.
 
-use crate::compute::{blas, memory};
+use crate::compute::memory;
 use crate::config::{ClassWeights, Config, Loaded, Scale, WeightRule};
 use crate::data::{
     split_indices, CachePolicy, Dataset, InputScaling, InputTransform, OpenOptions, Source,
@@ -34,9 +34,8 @@ pub fn default_threads() -> usize {
     num_cpus::get_physical().max(1)
 }
 
-/// Sets BLAS threads and builds the rayon pool: one count for both, never more.
+/// The rayon pool every pass and product of a run shares (products are cut over it too).
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    blas::set_threads(threads);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

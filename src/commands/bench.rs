@@ -27,7 +27,6 @@ struct BenchReport {
     final_test_loss: f64,
     blas_core: String,
     blas_config: String,
-    blas_threads: usize,
     rayon_threads: usize,
     profile: &'static str,
 }
@@ -98,7 +97,6 @@ pub fn run(args: &BenchArgs, interrupt: &AtomicBool) -> Result<i32> {
         epochs: history,
         blas_core: blas::core_name(),
         blas_config: blas::config(),
-        blas_threads: blas::threads(),
         rayon_threads: threads,
         profile: build_profile(),
     };

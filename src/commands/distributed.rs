@@ -8,7 +8,6 @@ use super::experiment::{default_threads, Experiment};
 use super::train::{announce, check_plan, finish, header, load_for_training};
 use super::train::{observers, prepare, rescue};
 use crate::cli::TrainArgs;
-use crate::compute::blas;
 use crate::compute::dist::Collective;
 use crate::output::console;
 use crate::train::distributed::{agree, allreduce_time, checksum, fnv, unlike_rank_0, FNV_START};
@@ -105,7 +104,6 @@ pub fn run(args: &TrainArgs, interrupt: &AtomicBool, team: &dyn Collective) -> R
         let per_rank = (default_threads() / local_ranks()).max(1);
         let threads = loaded.config.threads.unwrap_or(per_rank);
         // The global pool, not `install`: MPI is called from this (the main) thread only.
-        blas::set_threads(threads);
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()

@@ -2,16 +2,13 @@
 //! queries. Every matrix product of training and evaluation goes through [`gemm`].
 
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use super::elementwise;
+use std::sync::Once;
 
 extern "C" {
     fn openblas_set_num_threads(num_threads: c_int);
-    fn openblas_get_num_threads() -> c_int;
     fn openblas_get_corename() -> *const c_char;
     fn openblas_get_config() -> *const c_char;
 }
@@ -81,16 +78,90 @@ pub fn gemm(
         c.map_inplace(|v| *v *= beta);
         return;
     }
-    use_threads(if elementwise::is_serial() {
+    single_threaded_openblas();
+    let parts = if m * n * k < MIN_SPLIT_MACS {
         1
     } else {
         threads()
-    });
+    };
+    split_rows(parts, alpha, a, op_a, b, op_b, beta, c);
+}
+
+/// Products with fewer multiply-adds than this run on the calling thread: below it, handing
+/// half to another thread costs more than it saves.
+const MIN_SPLIT_MACS: usize = 1 << 20;
+/// Parts are cut at multiples of this many rows (or columns), a multiple of every sgemm
+/// kernel's register tile, so that no part ends in a narrow edge kernel it could avoid.
+const SPLIT_ALIGN: usize = 16;
+
+/// The product in `parts` pieces of `c`, one per rayon task, cut along its longer side;
+/// each piece is one single-threaded sgemm. OpenBLAS' own threads are never used: after
+/// every threaded call its idle worker spins on `sched_yield` for ~0.1 s, and on 2 cores
+/// that took a core from rayon's sparse products and elementwise passes between sgemm
+/// calls (~22% of a batch-600 epoch's samples were the scheduler). How a product is cut
+/// depends only on its shape and `parts`, so results repeat for a given thread count.
+#[allow(clippy::too_many_arguments)]
+fn split_rows(
+    parts: usize,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    op_a: Op,
+    b: ArrayView2<f32>,
+    op_b: Op,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+) {
+    let (m, n) = c.dim();
+    let along_rows = m >= n;
+    let long = if along_rows { m } else { n };
+    let cut = (long * (parts / 2) / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+    if parts <= 1 || cut == 0 || cut >= long {
+        return sgemm(alpha, a, op_a, b, op_b, beta, c);
+    }
+    let (left, right) = (parts / 2, parts - parts / 2);
+    if along_rows {
+        let (a1, a2) = match op_a {
+            Op::N => a.split_at(Axis(0), cut),
+            Op::T => a.split_at(Axis(1), cut),
+        };
+        let (c1, c2) = c.split_at(Axis(0), cut);
+        rayon::join(
+            || split_rows(left, alpha, a1, op_a, b, op_b, beta, c1),
+            || split_rows(right, alpha, a2, op_a, b, op_b, beta, c2),
+        );
+    } else {
+        let (b1, b2) = match op_b {
+            Op::N => b.split_at(Axis(1), cut),
+            Op::T => b.split_at(Axis(0), cut),
+        };
+        let (c1, c2) = c.split_at(Axis(1), cut);
+        rayon::join(
+            || split_rows(left, alpha, a, op_a, b1, op_b, beta, c1),
+            || split_rows(right, alpha, a, op_a, b2, op_b, beta, c2),
+        );
+    }
+}
+
+/// One single-threaded `cblas_sgemm` on checked views.
+fn sgemm(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    op_a: Op,
+    b: ArrayView2<f32>,
+    op_b: Op,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+) {
+    let (m, k) = op_a.apply(a.dim());
+    let n = c.ncols();
+    if m == 0 || n == 0 {
+        return;
+    }
     let lda = leading_dim(a.shape(), a.strides(), "a");
     let ldb = leading_dim(b.shape(), b.strides(), "b");
     let ldc = leading_dim(c.shape(), c.strides(), "c");
     // SAFETY: the views are live for the call, shapes and leading dimensions were checked
-    // above against the transposition flags, and `c` is borrowed mutably so it aliases nothing.
+    // against the transposition flags, and `c` is borrowed mutably so it aliases nothing.
     unsafe {
         cblas_sgemm(
             CBLAS_LAYOUT::CblasRowMajor,
@@ -111,52 +182,17 @@ pub fn gemm(
     }
 }
 
-/// A training step whose largest product has fewer multiply-adds than this runs on one
-/// thread, products and elementwise passes alike (see [`single_threaded_step`]).
-pub const MIN_THREADED_STEP_MACS: usize = 1 << 23;
-
-/// Whether a step whose largest product has `macs` multiply-adds should run on the calling
-/// thread alone. Measured on 2 cores (784-300-300-10): at batch 32 (7.5M) the products take
-/// as long on one thread as on two, while two BLAS threads cost ~300 us per step elsewhere
-/// (OpenBLAS' idle worker spins on `sched_yield` for ~0.1 s after every threaded call,
-/// beside rayon's workers); at 64 (15M) one thread is about even, at 128 (30M) slower.
-pub fn single_threaded_step(macs: usize) -> bool {
-    macs < MIN_THREADED_STEP_MACS
+/// Tells OpenBLAS, once, to run every call on its caller's thread alone.
+fn single_threaded_openblas() {
+    static ONCE: Once = Once::new();
+    // SAFETY: a plain setter of the library's global thread count.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
 }
 
-/// The thread count set with [`set_threads`] (0: not set, OpenBLAS' own default).
-static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
-/// The count last given to OpenBLAS (0: unknown).
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-
-/// Gives OpenBLAS `threads` unless it has them already.
-fn use_threads(threads: usize) {
-    if CURRENT.swap(threads, Ordering::Relaxed) != threads {
-        let n = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
-        // SAFETY: a plain setter of the library's global thread count.
-        unsafe { openblas_set_num_threads(n) }
-    }
-}
-
-/// Sets the number of threads OpenBLAS uses for products (process-wide); inside
-/// [`elementwise::serial_if`]`(true, ..)` products use one.
-pub fn set_threads(threads: usize) {
-    let threads = threads.max(1);
-    CONFIGURED.store(threads, Ordering::Relaxed);
-    CURRENT.store(0, Ordering::Relaxed);
-    use_threads(threads);
-}
-
-/// The threads a product outside a serial scope uses.
+/// The tasks a large product outside a serial scope is cut into: the threads of the rayon
+/// pool it runs in (the global pool outside any).
 pub fn threads() -> usize {
-    match CONFIGURED.load(Ordering::Relaxed) {
-        0 => {
-            // SAFETY: a plain getter.
-            let n = unsafe { openblas_get_num_threads() };
-            usize::try_from(n).unwrap_or(1).max(1)
-        }
-        n => n,
-    }
+    rayon::current_num_threads()
 }
 
 fn owned(ptr: *const c_char) -> String {
@@ -185,7 +221,7 @@ pub fn config() -> String {
 /// One line for run headers and benchmark output.
 pub fn describe() -> String {
     let mut line = format!(
-        "OpenBLAS core {} ({}), {} BLAS thread(s)",
+        "OpenBLAS core {} ({}), products cut over {} thread(s)",
         core_name(),
         config(),
         threads()
@@ -250,14 +286,93 @@ mod tests {
     }
 
     #[test]
-    fn thread_count_round_trips_and_the_core_is_named_in_the_header() {
-        let before = threads();
-        set_threads(1);
-        assert_eq!(threads(), 1);
-        set_threads(before);
-        assert_eq!(threads(), before);
+    fn products_follow_the_pool_and_the_core_is_named_in_the_header() {
+        for n in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap();
+            assert_eq!(pool.install(threads), n);
+        }
         let core = core_name();
         assert!(!core.is_empty() && core != "unknown", "{core}");
         assert!(describe().starts_with(&format!("OpenBLAS core {core} (")));
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn filled(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            let h = (i as u32 * 7919 + j as u32 * 104_729 + seed).wrapping_mul(2_654_435_761);
+            (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+    }
+
+    fn product(
+        threads: usize,
+        a: &Array2<f32>,
+        oa: Op,
+        b: &Array2<f32>,
+        ob: Op,
+        c: &mut Array2<f32>,
+    ) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| gemm(0.5, a.view(), oa, b.view(), ob, 0.25, c.view_mut()));
+    }
+
+    /// Cut products (one sgemm per rayon task, run side by side) agree with the whole
+    /// product to rounding, and repeat bit for bit on the same thread count. (OpenBLAS
+    /// blocks a short product differently, so the bits of a cut one may differ.)
+    #[test]
+    fn cut_products_match_whole_ones_and_repeat_exactly() {
+        let shapes = [
+            (600, 300, 784),
+            (37, 300, 300),
+            (300, 600, 300),
+            (1000, 10, 300),
+            (77, 1025, 129),
+        ];
+        let flags = [
+            (Op::N, Op::N),
+            (Op::T, Op::N),
+            (Op::N, Op::T),
+            (Op::T, Op::T),
+        ];
+        for &(m, n, k) in &shapes {
+            for (oa, ob) in flags {
+                let a = match oa {
+                    Op::N => filled(m, k, 1),
+                    Op::T => filled(k, m, 1),
+                };
+                let b = match ob {
+                    Op::N => filled(k, n, 2),
+                    Op::T => filled(n, k, 2),
+                };
+                let start = filled(m, n, 3);
+                let mut whole = start.clone();
+                product(1, &a, oa, &b, ob, &mut whole);
+                for threads in [2, 3] {
+                    let what = format!("{m}x{n}x{k} {oa:?}{ob:?} on {threads} threads");
+                    let mut cut = start.clone();
+                    product(threads, &a, oa, &b, ob, &mut cut);
+                    let worst = cut
+                        .iter()
+                        .zip(&whole)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(worst < 1e-4 * (k as f32).sqrt(), "{what}: off by {worst}");
+                    let mut again = start.clone();
+                    product(threads, &a, oa, &b, ob, &mut again);
+                    assert_eq!(cut, again, "{what}: not repeatable");
+                }
+            }
+        }
     }
 }

@@ -1,37 +1,8 @@
 //! Elementwise passes over large buffers, split across the rayon pool; small buffers run
 //! inline, where waking the pool would cost more than the pass. Every element is computed by
 //! the same expression wherever it runs, so results do not depend on the split.
-//!
-//! Inside [`serial_if`]`(true, ..)` everything runs on the calling thread, products included
-//! (see [`super::blas::gemm`] and [`super::sparse`]): a training step too small to gain from a
-//! second thread runs that way, so that no helper thread is woken or left spinning beside it.
-//! The one exception is [`zip4`], the optimizer's pass over every parameter, which is large
-//! however small the batch.
 
 use rayon::prelude::*;
-use std::cell::Cell;
-
-thread_local! {
-    static SERIAL: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the calling thread is inside [`serial_if`]`(true, ..)`.
-pub fn is_serial() -> bool {
-    SERIAL.with(Cell::get)
-}
-
-/// Runs `f` with every pass and product on the calling thread if `serial` (nests; restores
-/// the previous state on return or unwind).
-pub fn serial_if<R>(serial: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SERIAL.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(SERIAL.with(|s| s.replace(serial || s.get())));
-    f()
-}
 
 /// Below this many elements a pass runs on the calling thread.
 const MIN_PARALLEL: usize = 1 << 15;
@@ -42,12 +13,7 @@ const TASK: usize = 1 << 14;
 /// inline.
 fn task_len(len: usize, row: usize) -> Option<usize> {
     let row = row.max(1);
-    (len >= MIN_PARALLEL && !is_serial()).then(|| TASK.div_ceil(row) * row)
-}
-
-/// As [`task_len`] for rows of 1, whether or not the calling thread is in a serial step.
-fn serial_if_small(len: usize) -> Option<usize> {
-    (len >= MIN_PARALLEL).then_some(TASK)
+    (len >= MIN_PARALLEL).then(|| TASK.div_ceil(row) * row)
 }
 
 /// `f` over row-aligned pieces of `a`.
@@ -109,9 +75,8 @@ pub fn zip3(
     }
 }
 
-/// `f` over matching pieces of `a`, `b`, `c` and `d`, split over the pool whenever they are
-/// large, even inside [`serial_if`]`(true, ..)`: an optimizer's pass over every parameter is
-/// large however small the batch whose products stayed on one thread.
+/// `f` over matching pieces of `a`, `b`, `c` and `d` (an optimizer's pass over every
+/// parameter).
 pub fn zip4(
     a: &mut [f32],
     b: &[f32],
@@ -119,7 +84,7 @@ pub fn zip4(
     d: &mut [f32],
     f: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 ) {
-    match serial_if_small(a.len()) {
+    match task_len(a.len(), 1) {
         None => f(a, b, c, d),
         Some(n) => a
             .par_chunks_mut(n)
@@ -177,7 +142,7 @@ pub fn column_sums(m: &[f32], width: usize, out: &mut [f32], alpha: f32, beta: f
             }
         }
     };
-    if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK || is_serial() {
+    if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK {
         return sum_block(0, out);
     }
     let per_task = width
@@ -202,19 +167,6 @@ mod tests {
             });
             assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
         }
-    }
-
-    #[test]
-    fn serial_scopes_nest_and_restore() {
-        assert!(!is_serial());
-        serial_if(true, || {
-            assert!(is_serial());
-            assert_eq!(task_len(MIN_PARALLEL * 4, 1), None);
-            serial_if(false, || assert!(is_serial(), "an outer serial scope wins"));
-            assert!(is_serial());
-        });
-        assert!(!is_serial());
-        assert!(task_len(MIN_PARALLEL * 4, 1).is_some());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::dataset::{Dataset, Features, TargetData};
 use super::transform::InputTransform;
-use crate::compute::{elementwise, rng};
+use crate::compute::rng;
 use crate::model::loss::Targets;
 use crate::model::{Input, SparseRows};
 use ndarray::{s, Array2};
@@ -58,7 +58,7 @@ pub fn gather(
             transform.floats(row, &values[i * width..(i + 1) * width])
         }
     };
-    if x.len() >= PARALLEL_GATHER_MIN && !elementwise::is_serial() {
+    if x.len() >= PARALLEL_GATHER_MIN {
         x.par_chunks_mut(width)
             .zip(indices.par_iter())
             .with_min_len(ROWS_PER_TASK)

@@ -4,11 +4,9 @@
 //! step is above the products.
 
 use crate::compute::blas::{gemm, Op};
-use crate::compute::elementwise;
 use crate::compute::sparse;
 use crate::data::{Dataset, InputTransform};
 use crate::model::{Activations, Deltas, Input, Network, SparseScratch};
-use crate::train::step::runs_on_one_thread;
 use crate::train::Batch;
 use ndarray::{s, ArrayViewMut2};
 use std::time::Instant;
@@ -136,9 +134,7 @@ pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats:
                 _ => Input::Dense,
             };
             let scratch = scratch.as_mut();
-            elementwise::serial_if(runs_on_one_thread(net, step), || {
-                step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch)
-            });
+            step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch);
         }
         best = best.min(started.elapsed().as_secs_f64());
     }

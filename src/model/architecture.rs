@@ -41,23 +41,6 @@ impl Architecture {
             .collect()
     }
 
-    /// Multiply-adds of the largest product of a training step on `n` rows (every product of
-    /// layer `l` has `n * inputs * outputs` of them; the first layer's, reading sparse rows of
-    /// this density, that fraction).
-    pub fn largest_product(&self, n: usize, first_layer_density: f64) -> usize {
-        (0..self.layers.len())
-            .map(|l| {
-                let macs = n * self.layer_inputs(l) * self.layers[l].outputs;
-                if l == 0 {
-                    (macs as f64 * first_layer_density) as usize
-                } else {
-                    macs
-                }
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Parameters, with overflow checked (`None`: past what a machine can address).
     pub fn param_count(&self) -> Option<usize> {
         self.layers

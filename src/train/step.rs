@@ -2,7 +2,6 @@
 //! update. Every buffer it touches is allocated once, in [`StepBuffers::new`]; the step
 //! itself allocates nothing.
 
-use crate::compute::{blas, elementwise};
 use crate::data::batch::load_as;
 use crate::data::{Dataset, InputTransform, TargetBuffer, SPARSE_MAX_STEP_ROWS};
 use crate::model::dropout::Mask;
@@ -105,19 +104,6 @@ impl StepBuffers {
         lr: f32,
         keep_gradient: bool,
     ) -> Score {
-        elementwise::serial_if(runs_on_one_thread(net, batch), || {
-            self.step_on(net, optimizer, batch, lr, keep_gradient)
-        })
-    }
-
-    fn step_on(
-        &mut self,
-        net: &mut Network,
-        optimizer: &mut Optimizer,
-        batch: Batch,
-        lr: f32,
-        keep_gradient: bool,
-    ) -> Score {
         let n = batch.indices.len();
         self.mask_step = optimizer.steps;
         let (score, input) = self.forward_backward(net, batch);
@@ -158,14 +144,12 @@ impl StepBuffers {
     /// without an update: a rank's part of a global batch's mean gradient when `weight` is
     /// its share of the global batch's samples (see [`super::distributed`]).
     pub fn weighted_gradient(&mut self, net: &Network, batch: Batch, weight: f32) -> Score {
-        elementwise::serial_if(runs_on_one_thread(net, batch), || {
-            let n = batch.indices.len();
-            let (score, input) = self.forward_backward(net, batch);
-            let (acts, deltas, sparse) = (&self.acts, &self.deltas, self.sparse.as_mut());
-            let mut products = net.gradients(acts, deltas, n, input, sparse);
-            products.accumulate_into(&mut self.grads, |_| (weight, 0.0));
-            score
-        })
+        let n = batch.indices.len();
+        let (score, input) = self.forward_backward(net, batch);
+        let (acts, deltas, sparse) = (&self.acts, &self.deltas, self.sparse.as_mut());
+        let mut products = net.gradients(acts, deltas, n, input, sparse);
+        products.accumulate_into(&mut self.grads, |_| (weight, 0.0));
+        score
     }
 
     /// Gathers `batch` (its targets, and its rows unless the first layer reads sparse rows
@@ -195,15 +179,4 @@ impl StepBuffers {
         let score = net.backward(&self.acts, &mut self.deltas, targets, n, shaping);
         (score, input)
     }
-}
-
-/// Whether a step on `batch` is too small to gain from a second thread (see
-/// [`blas::single_threaded_step`]): then it runs all on the calling thread.
-pub fn runs_on_one_thread(net: &Network, batch: Batch) -> bool {
-    let density = match (&batch.data.sparse, batch.reads_sparse()) {
-        (Some(csr), true) => csr.density(),
-        _ => 1.0,
-    };
-    let macs = net.arch.largest_product(batch.indices.len(), density);
-    blas::single_threaded_step(macs)
 }

@@ -404,7 +404,7 @@ fn split<L: Lists>(isa: Isa, lists: &L, args: &Args, out: &mut [f32], work: usiz
     if n == 0 || out.is_empty() {
         return;
     }
-    if threads <= 1 || work < INLINE_WORK || super::elementwise::is_serial() {
+    if threads <= 1 || work < INLINE_WORK {
         kernels::run(isa, lists, 0, args, out);
         return;
     }
