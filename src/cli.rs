@@ -127,7 +127,7 @@ pub struct TrainArgs {
     /// Seed of every random stream (init, split, shuffles) [default: the config's]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// BLAS and rayon threads, at most 4 per core [default: physical cores].
+    /// Threads for products and passes (one rayon pool), at most 4 per core [default: physical cores].
     #[arg(long, value_name = "N", value_parser = threads)]
     pub threads: Option<usize>,
     /// A folder with the four standard IDX files (replaces the config's data source).

@@ -200,7 +200,7 @@ impl MlpBuilder {
         self
     }
 
-    /// BLAS and rayon threads for the run [default: the physical cores].
+    /// Threads for the run's products and passes [default: the physical cores].
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub struct Config {
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// BLAS and rayon threads; default: the physical cores.
+    /// Threads for products and passes (one rayon pool); default: the physical cores.
     pub threads: Option<usize>,
     pub data: DataConfig,
     #[serde(default)]
