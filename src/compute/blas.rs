@@ -84,7 +84,15 @@ pub fn gemm(
     } else {
         threads()
     };
-    split_rows(parts, alpha, a, op_a, b, op_b, beta, c);
+    let ops = Operands {
+        alpha,
+        a,
+        op_a,
+        b,
+        op_b,
+        beta,
+    };
+    cut(parts, ops, c);
 }
 
 /// Products with fewer multiply-adds than this run on the calling thread: below it, handing
@@ -94,88 +102,76 @@ const MIN_SPLIT_MACS: usize = 1 << 20;
 /// kernel's register tile, so that no part ends in a narrow edge kernel it could avoid.
 const SPLIT_ALIGN: usize = 16;
 
+/// What `c = alpha * op_a(a) * op_b(b) + beta * c` reads.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    alpha: f32,
+    a: ArrayView2<'a, f32>,
+    op_a: Op,
+    b: ArrayView2<'a, f32>,
+    op_b: Op,
+    beta: f32,
+}
+
 /// The product in `parts` pieces of `c`, one per rayon task, cut along its longer side;
 /// each piece is one single-threaded sgemm. OpenBLAS' own threads are never used: after
 /// every threaded call its idle worker spins on `sched_yield` for ~0.1 s, and on 2 cores
 /// that took a core from rayon's sparse products and elementwise passes between sgemm
 /// calls (~22% of a batch-600 epoch's samples were the scheduler). How a product is cut
 /// depends only on its shape and `parts`, so results repeat for a given thread count.
-#[allow(clippy::too_many_arguments)]
-fn split_rows(
-    parts: usize,
-    alpha: f32,
-    a: ArrayView2<f32>,
-    op_a: Op,
-    b: ArrayView2<f32>,
-    op_b: Op,
-    beta: f32,
-    c: ArrayViewMut2<f32>,
-) {
+fn cut(parts: usize, ops: Operands, c: ArrayViewMut2<f32>) {
     let (m, n) = c.dim();
     let along_rows = m >= n;
     let long = if along_rows { m } else { n };
-    let cut = (long * (parts / 2) / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
-    if parts <= 1 || cut == 0 || cut >= long {
-        return sgemm(alpha, a, op_a, b, op_b, beta, c);
+    let at = (long * (parts / 2) / parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+    if parts <= 1 || at == 0 || at >= long {
+        return sgemm(ops, c);
     }
     let (left, right) = (parts / 2, parts - parts / 2);
-    if along_rows {
-        let (a1, a2) = match op_a {
-            Op::N => a.split_at(Axis(0), cut),
-            Op::T => a.split_at(Axis(1), cut),
+    let (first, second, (c1, c2)) = if along_rows {
+        let (a1, a2) = match ops.op_a {
+            Op::N => ops.a.split_at(Axis(0), at),
+            Op::T => ops.a.split_at(Axis(1), at),
         };
-        let (c1, c2) = c.split_at(Axis(0), cut);
-        rayon::join(
-            || split_rows(left, alpha, a1, op_a, b, op_b, beta, c1),
-            || split_rows(right, alpha, a2, op_a, b, op_b, beta, c2),
-        );
+        let (first, second) = (Operands { a: a1, ..ops }, Operands { a: a2, ..ops });
+        (first, second, c.split_at(Axis(0), at))
     } else {
-        let (b1, b2) = match op_b {
-            Op::N => b.split_at(Axis(1), cut),
-            Op::T => b.split_at(Axis(0), cut),
+        let (b1, b2) = match ops.op_b {
+            Op::N => ops.b.split_at(Axis(1), at),
+            Op::T => ops.b.split_at(Axis(0), at),
         };
-        let (c1, c2) = c.split_at(Axis(1), cut);
-        rayon::join(
-            || split_rows(left, alpha, a, op_a, b1, op_b, beta, c1),
-            || split_rows(right, alpha, a, op_a, b2, op_b, beta, c2),
-        );
-    }
+        let (first, second) = (Operands { b: b1, ..ops }, Operands { b: b2, ..ops });
+        (first, second, c.split_at(Axis(1), at))
+    };
+    rayon::join(|| cut(left, first, c1), || cut(right, second, c2));
 }
 
 /// One single-threaded `cblas_sgemm` on checked views.
-fn sgemm(
-    alpha: f32,
-    a: ArrayView2<f32>,
-    op_a: Op,
-    b: ArrayView2<f32>,
-    op_b: Op,
-    beta: f32,
-    mut c: ArrayViewMut2<f32>,
-) {
-    let (m, k) = op_a.apply(a.dim());
+fn sgemm(ops: Operands, mut c: ArrayViewMut2<f32>) {
+    let (m, k) = ops.op_a.apply(ops.a.dim());
     let n = c.ncols();
     if m == 0 || n == 0 {
         return;
     }
-    let lda = leading_dim(a.shape(), a.strides(), "a");
-    let ldb = leading_dim(b.shape(), b.strides(), "b");
+    let lda = leading_dim(ops.a.shape(), ops.a.strides(), "a");
+    let ldb = leading_dim(ops.b.shape(), ops.b.strides(), "b");
     let ldc = leading_dim(c.shape(), c.strides(), "c");
     // SAFETY: the views are live for the call, shapes and leading dimensions were checked
     // against the transposition flags, and `c` is borrowed mutably so it aliases nothing.
     unsafe {
         cblas_sgemm(
             CBLAS_LAYOUT::CblasRowMajor,
-            op_a.cblas(),
-            op_b.cblas(),
+            ops.op_a.cblas(),
+            ops.op_b.cblas(),
             blas_int(m),
             blas_int(n),
             blas_int(k),
-            alpha,
-            a.as_ptr(),
+            ops.alpha,
+            ops.a.as_ptr(),
             lda,
-            b.as_ptr(),
+            ops.b.as_ptr(),
             ldb,
-            beta,
+            ops.beta,
             c.as_mut_ptr(),
             ldc,
         );
