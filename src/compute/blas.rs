@@ -1,5 +1,6 @@
-//! The one door to OpenBLAS: `sgemm` on ndarray views, and the library's thread and core
-//! queries. Every matrix product of training and evaluation goes through [`gemm`].
+//! The one door to OpenBLAS: `sgemm` on ndarray views, and the library's core queries. Every
+//! matrix product of training and evaluation goes through [`gemm`], which cuts a large
+//! product over the rayon pool it runs in; OpenBLAS itself always runs single-threaded.
 
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
@@ -57,7 +58,8 @@ fn blas_int(n: usize) -> c_int {
 
 /// `c = alpha * op_a(a) * op_b(b) + beta * c`, row-major, transposes by flag (never by copy).
 ///
-/// Shapes are checked; a mismatch is a programming error and panics.
+/// Shapes are checked; a mismatch is a programming error and panics. A product of over
+/// 1M multiply-adds is cut into one piece per thread of the current rayon pool.
 pub fn gemm(
     alpha: f32,
     a: ArrayView2<f32>,
