@@ -5,7 +5,7 @@ use backprop::data::{float_dataset, Dataset, InputTransform, Labels, TargetData}
 use backprop::model::activation::Activation;
 use backprop::model::init::Init;
 use backprop::model::loss::Loss;
-use backprop::model::{Architecture, LayerSpec, Network};
+use backprop::model::{Architecture, Network};
 use backprop::optim::{Hyper, Optimizer, OptimizerKind};
 use backprop::train::{Batch, StepBuffers};
 
@@ -23,21 +23,11 @@ fn three_classes(samples: usize, inputs: usize, feature: impl Fn(usize) -> f32) 
 
 /// `inputs`-5-3 with hidden activation `hidden`, for softmax cross-entropy.
 fn small_arch(inputs: usize, hidden: Activation) -> Architecture {
-    Architecture {
+    Architecture::flat(
         inputs,
-        input_shape: vec![inputs],
-        layers: vec![
-            LayerSpec {
-                outputs: 5,
-                activation: hidden,
-            },
-            LayerSpec {
-                outputs: 3,
-                activation: Activation::Identity,
-            },
-        ],
-        loss: Loss::SoftmaxCrossEntropy,
-    }
+        &[(5, hidden), (3, Activation::Identity)],
+        Loss::SoftmaxCrossEntropy,
+    )
 }
 
 #[test]

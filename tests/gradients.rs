@@ -6,7 +6,7 @@ use backprop::eval::gradcheck::{analytic, check, compare};
 use backprop::model::activation::Activation;
 use backprop::model::init::Init;
 use backprop::model::loss::Loss;
-use backprop::model::{Architecture, LayerSpec, Network};
+use backprop::model::{Architecture, Network};
 use backprop::train::StepBuffers;
 
 const ACTIVATIONS: [Activation; 5] = [
@@ -42,25 +42,7 @@ fn worst_error(
     let samples = 6;
     let inputs = 5;
     let data = float_dataset("grad", pseudo_random(samples * inputs, 3), inputs, targets);
-    let arch = Architecture {
-        inputs,
-        input_shape: vec![inputs],
-        layers: vec![
-            LayerSpec {
-                outputs: 4,
-                activation: hidden,
-            },
-            LayerSpec {
-                outputs: 3,
-                activation: hidden,
-            },
-            LayerSpec {
-                outputs,
-                activation: output,
-            },
-        ],
-        loss,
-    };
+    let arch = Architecture::flat(inputs, &[(4, hidden), (3, hidden), (outputs, output)], loss);
     // Xavier keeps every activation in its sensitive range; a small bias moves ReLU
     // pre-activations off the kink.
     let net = Network::initialised(arch, Init::XavierNormal, 0.05, 11);
@@ -154,21 +136,11 @@ fn a_wrong_gradient_is_caught() {
     // The check must be able to fail: hand it gradients with one entry 1% off.
     let inputs = 5;
     let data = float_dataset("grad", pseudo_random(6 * inputs, 3), inputs, labels(3));
-    let arch = Architecture {
+    let arch = Architecture::flat(
         inputs,
-        input_shape: vec![inputs],
-        layers: vec![
-            LayerSpec {
-                outputs: 4,
-                activation: Activation::Sigmoid,
-            },
-            LayerSpec {
-                outputs: 3,
-                activation: Activation::Identity,
-            },
-        ],
-        loss: Loss::SoftmaxCrossEntropy,
-    };
+        &[(4, Activation::Sigmoid), (3, Activation::Identity)],
+        Loss::SoftmaxCrossEntropy,
+    );
     let net = Network::initialised(arch, Init::XavierNormal, 0.0, 1);
     let indices: Vec<usize> = (0..6).collect();
     let transform = InputTransform::identity();
@@ -206,25 +178,11 @@ fn dropout_gradients_match_under_the_same_fixed_mask() {
     let transform = InputTransform::identity();
     // Sigmoid and tanh take their derivative from the output: the unmasked one must be used.
     for hidden in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
-        let arch = Architecture {
+        let arch = Architecture::flat(
             inputs,
-            input_shape: vec![inputs],
-            layers: vec![
-                LayerSpec {
-                    outputs: 6,
-                    activation: hidden,
-                },
-                LayerSpec {
-                    outputs: 5,
-                    activation: hidden,
-                },
-                LayerSpec {
-                    outputs: 3,
-                    activation: Activation::Identity,
-                },
-            ],
-            loss: Loss::SoftmaxCrossEntropy,
-        };
+            &[(6, hidden), (5, hidden), (3, Activation::Identity)],
+            Loss::SoftmaxCrossEntropy,
+        );
         let net = Network::initialised(arch, Init::XavierNormal, 0.05, 11);
         let rates = [0.5, 0.3];
         let masked = check_with_dropout(&net, &data, &transform, &indices, 1000, 5, &rates);

@@ -23,6 +23,23 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// A flat input of `inputs` features, then `(outputs, activation)` per layer (the last
+    /// being the output layer), read by `loss`.
+    pub fn flat(inputs: usize, layers: &[(usize, Activation)], loss: Loss) -> Self {
+        Architecture {
+            inputs,
+            input_shape: vec![inputs],
+            layers: layers
+                .iter()
+                .map(|&(outputs, activation)| LayerSpec {
+                    outputs,
+                    activation,
+                })
+                .collect(),
+            loss,
+        }
+    }
+
     pub fn layer_inputs(&self, layer: usize) -> usize {
         if layer == 0 {
             self.inputs

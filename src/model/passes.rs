@@ -250,24 +250,11 @@ impl<'a> Gradients<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Activation, Activations, Architecture, Input, LayerSpec, Loss, Network};
+    use crate::model::{Activation, Activations, Architecture, Input, Loss, Network};
 
     fn arch() -> Architecture {
-        Architecture {
-            inputs: 3,
-            input_shape: vec![3],
-            layers: vec![
-                LayerSpec {
-                    outputs: 4,
-                    activation: Activation::Relu,
-                },
-                LayerSpec {
-                    outputs: 2,
-                    activation: Activation::Identity,
-                },
-            ],
-            loss: Loss::SoftmaxCrossEntropy,
-        }
+        let layers = [(4, Activation::Relu), (2, Activation::Identity)];
+        Architecture::flat(3, &layers, Loss::SoftmaxCrossEntropy)
     }
 
     #[test]

@@ -194,7 +194,7 @@ pub fn agree<T>(team: &dyn Collective, what: &str, result: Result<T>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, Architecture, LayerSpec, Loss};
+    use crate::model::{Activation, Architecture, Loss};
     use crate::optim::Hyper;
 
     /// Rank `rank` of `values.len()`, where rank r passed `values[r]` to `all_equal_u64`.
@@ -227,15 +227,7 @@ mod tests {
     }
 
     fn state() -> TrainState {
-        let arch = Architecture {
-            inputs: 2,
-            input_shape: vec![2],
-            layers: vec![LayerSpec {
-                outputs: 2,
-                activation: Activation::Identity,
-            }],
-            loss: Loss::SoftmaxCrossEntropy,
-        };
+        let arch = Architecture::flat(2, &[(2, Activation::Identity)], Loss::SoftmaxCrossEntropy);
         let net = Network::zeros(arch);
         let optimizer = Optimizer::new(Hyper::default(), &net.tensors);
         TrainState {
