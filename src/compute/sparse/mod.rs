@@ -1,9 +1,10 @@
 //! Sparse×dense products for byte datasets kept as compressed rows (CSR).
 //!
 //! MNIST-like inputs are ~80% zero, so the first layer's forward product `X·W` and its weight
-//! gradient `Xᵀ·δ` skip the zeros: one output row (a sample's, or a pixel's) is held in SIMD
-//! registers, block of columns by block, while the dense rows named by its nonzeros are
-//! multiplied in. Kernels exist for AVX-512F, AVX2+FMA and portable Rust, picked at run time.
+//! gradient `Xᵀ·δ` skip the zeros: output rows (a sample's, or two neighbouring pixels') are
+//! held in SIMD registers, block of columns by block, while the dense rows named by their
+//! nonzeros are multiplied in. Kernels exist for AVX-512F, AVX2+FMA and portable Rust, picked
+//! at run time.
 //!
 //! Determinism: every output row is computed by exactly one task, in a fixed order of terms,
 //! so results are bit-identical for any number of rayon threads (but differ between ISAs).
@@ -132,17 +133,29 @@ impl CsrBytes {
     }
 }
 
-/// A batch's nonzeros regrouped by column: for each pixel, the (sample-in-batch, byte) pairs.
+/// A batch's nonzeros regrouped by pairs of columns: for pixels `2q` and `2q + 1`, the
+/// samples (positions in the batch) that have either, with both pixels' bytes. Neighbouring pixels are mostly nonzero together, so a pair's list is far
+/// shorter than its two pixels' lists, and the kernel loads each `δ` row once for both.
 /// Allocated once for a largest batch; [`weight_gradient`] refills it without allocating.
 #[derive(Clone, Debug)]
 pub struct Transpose {
     width: usize,
     max_batch: usize,
-    /// Pixel `p` lists entries `start[p]..start[p + 1]`.
+    /// Pair `q` lists entries `start[q]..start[q + 1]`.
     start: Vec<usize>,
+    /// Row `c` (pairs long) belongs to the `c`-th chunk of samples: its entry count in each
+    /// pair, then where it writes next in that pair's list.
+    cursors: Vec<usize>,
     rows: Vec<u32>,
-    vals: Vec<u8>,
+    vals: Vec<[u8; 2]>,
 }
+
+/// Output rows per group of the gradient kernel: a pair of pixels.
+const PAIR: usize = 2;
+/// Most chunks of samples that fill a [`Transpose`] in parallel.
+const MAX_CHUNKS: usize = 16;
+/// Batch nonzeros below which one thread fills a [`Transpose`]: rayon costs more.
+const INLINE_FILL: usize = 16 * 1024;
 
 impl Transpose {
     /// Room for any batch of up to `max_batch` samples of `width` pixels with at most
@@ -152,15 +165,17 @@ impl Transpose {
             u32::try_from(max_batch).is_ok(),
             "Transpose: batch of {max_batch} exceeds u32"
         );
+        let pairs = width.div_ceil(PAIR);
         let capacity = max_batch
-            .checked_mul(max_row_nnz.min(width))
+            .checked_mul(max_row_nnz.min(pairs))
             .expect("Transpose: capacity overflows usize");
         Transpose {
             width,
             max_batch,
-            start: vec![0; width + 1],
+            start: vec![0; pairs + 1],
+            cursors: vec![0; MAX_CHUNKS * pairs],
             rows: vec![0; capacity],
-            vals: vec![0; capacity],
+            vals: vec![[0; 2]; capacity],
         }
     }
 
@@ -170,14 +185,18 @@ impl Transpose {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.start.capacity() * std::mem::size_of::<usize>()
+        (self.start.capacity() + self.cursors.capacity()) * std::mem::size_of::<usize>()
             + self.rows.capacity() * std::mem::size_of::<u32>()
-            + self.vals.capacity()
+            + self.vals.capacity() * std::mem::size_of::<[u8; 2]>()
     }
 
-    /// Counting sort of the batch's entries by column; within a pixel, samples ascend.
-    /// Returns the number of entries.
-    fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> usize {
+    fn pairs(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Counting sort of the batch's entries by pair, in chunks of samples on the rayon pool
+    /// when large; within a pair, samples ascend whatever the chunks. Returns the lists.
+    fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> PairLists<'_> {
         assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
         assert!(
             samples.len() <= self.max_batch,
@@ -185,44 +204,161 @@ impl Transpose {
             samples.len(),
             self.max_batch
         );
+        let pairs = self.pairs();
         let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
+        let wanted = if nnz < INLINE_FILL {
+            1
+        } else {
+            rayon::current_num_threads().min(MAX_CHUNKS)
+        };
+        let per = samples.len().div_ceil(wanted).max(1);
+        let chunks = samples.len().div_ceil(per).max(1);
+        let cursors = &mut self.cursors[..chunks * pairs];
+        cursors.fill(0);
+        for_each_chunk(cursors, pairs, samples, per, |counts, part, _| {
+            count_pairs(csr, part, counts)
+        });
+        let mut total = 0;
+        for q in 0..pairs {
+            self.start[q] = total;
+            for c in 0..chunks {
+                let slot = &mut cursors[c * pairs + q];
+                (*slot, total) = (total, total + *slot);
+            }
+        }
+        self.start[pairs] = total;
         assert!(
-            nnz <= self.rows.len(),
-            "Transpose: batch has {nnz} nonzeros, room for {} (max_row_nnz too small)",
+            total <= self.rows.len(),
+            "Transpose: batch has {total} entries, room for {} (max_row_nnz too small)",
             self.rows.len()
         );
-        let start = &mut self.start;
-        start.fill(0);
-        for &s in samples {
-            for &c in csr.row(s).0 {
-                start[c as usize + 1] += 1;
-            }
+        // A pair's byte that its sample lacks stays 0.
+        self.vals[..total].fill([0; 2]);
+        let slots = Slots {
+            rows: self.rows.as_mut_ptr(),
+            vals: self.vals.as_mut_ptr(),
+            len: total,
+        };
+        for_each_chunk(cursors, pairs, samples, per, |cursor, part, first_row| {
+            slots.scatter(csr, part, first_row, cursor)
+        });
+        PairLists {
+            start: &self.start,
+            rows: &self.rows[..total],
+            vals: &self.vals[..total],
         }
-        for p in 0..self.width {
-            start[p + 1] += start[p];
-        }
-        // start[p] is now where pixel p's list begins; use it as that list's write cursor.
-        for (r, &s) in samples.iter().enumerate() {
-            let (cols, vals) = csr.row(s);
-            for (&c, &v) in cols.iter().zip(vals) {
-                let slot = &mut start[c as usize];
-                self.rows[*slot] = r as u32;
-                self.vals[*slot] = v;
-                *slot += 1;
-            }
-        }
-        // Each cursor stopped at the next list's beginning: shift them back by one pixel.
-        start.copy_within(0..self.width, 1);
-        start[0] = 0;
-        nnz
     }
 }
 
-impl Lists for Transpose {
-    type Idx = u32;
-    fn list(&self, p: usize) -> (&[u32], &[u8]) {
-        let (a, b) = (self.start[p], self.start[p + 1]);
-        (&self.rows[a..b], &self.vals[a..b])
+/// Calls `f(row of cursors, chunk of samples, its first position in the batch)` for chunks of
+/// `per` samples (one row of `pairs` cursors each), in parallel when there is more than one.
+fn for_each_chunk(
+    cursors: &mut [usize],
+    pairs: usize,
+    samples: &[usize],
+    per: usize,
+    f: impl Fn(&mut [usize], &[usize], usize) + Sync,
+) {
+    if cursors.len() == pairs {
+        f(cursors, samples, 0);
+        return;
+    }
+    cursors
+        .par_chunks_mut(pairs)
+        .zip(samples.par_chunks(per))
+        .enumerate()
+        .for_each(|(c, (cursor, part))| f(cursor, part, c * per));
+}
+
+/// Adds to `counts[q]` one per sample of `samples` with a nonzero in pair `q`. Columns
+/// ascend, so a pair's two pixels are neighbours in a row.
+fn count_pairs(csr: &CsrBytes, samples: &[usize], counts: &mut [usize]) {
+    for &s in samples {
+        let mut last = usize::MAX;
+        for &c in csr.row(s).0 {
+            let q = c as usize / PAIR;
+            // Branch-free: whether a row's next pixel is its pair's second is a coin toss.
+            counts[q] += (q != last) as usize;
+            last = q;
+        }
+    }
+}
+
+/// The entries of a [`Transpose`] being filled by several chunks of samples at once.
+struct Slots {
+    rows: *mut u32,
+    vals: *mut [u8; 2],
+    len: usize,
+}
+
+// SAFETY: chunks write disjoint slots (see `Slots::scatter`).
+unsafe impl Sync for Slots {}
+
+impl Slots {
+    /// Writes the entries of `samples` (batch positions from `first_row`), each at its pair's
+    /// `cursor`, advancing it. The cursors of one chunk own the slots of its counted entries.
+    fn scatter(&self, csr: &CsrBytes, samples: &[usize], first_row: usize, cursor: &mut [usize]) {
+        for (r, &s) in samples.iter().enumerate() {
+            let (cols, vals) = csr.row(s);
+            let mut last = usize::MAX;
+            for (&c, &v) in cols.iter().zip(vals) {
+                let q = c as usize / PAIR;
+                // The pair's second pixel reuses the slot its first took (branch-free).
+                let slot = cursor[q] - (q == last) as usize;
+                cursor[q] = slot + 1;
+                last = q;
+                assert!(slot < self.len, "Transpose: slot past the counted entries");
+                // SAFETY: `slot < len`, and the prefix sums gave this chunk's cursor in pair `q`
+                // the slots of exactly the entries it counted there (the same walk as
+                // `count_pairs`), which no other chunk's cursor covers.
+                unsafe {
+                    *self.rows.add(slot) = (first_row + r) as u32;
+                    (*self.vals.add(slot))[c as usize % PAIR] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Filled lists of consecutive pairs of a [`Transpose`]: `start` from the first of them on,
+/// indexing the whole `rows` and `vals`.
+#[derive(Clone, Copy)]
+struct PairLists<'a> {
+    start: &'a [usize],
+    rows: &'a [u32],
+    vals: &'a [[u8; 2]],
+}
+
+impl<'a> PairLists<'a> {
+    fn pairs(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Splits before pair `mid` (counted from the first of these pairs).
+    fn split_at(self, mid: usize) -> (PairLists<'a>, PairLists<'a>) {
+        let left = PairLists {
+            start: &self.start[..=mid],
+            ..self
+        };
+        let right = PairLists {
+            start: &self.start[mid..],
+            ..self
+        };
+        (left, right)
+    }
+}
+
+impl kernels::Lists<PAIR> for PairLists<'_> {
+    #[inline]
+    fn len(&self, q: usize) -> usize {
+        self.start[q + 1] - self.start[q]
+    }
+
+    #[inline]
+    fn entries(&self, q: usize) -> impl Iterator<Item = (usize, [u8; PAIR])> + '_ {
+        let (a, b) = (self.start[q], self.start[q + 1]);
+        let rows = self.rows[a..b].iter().map(|&r| r as usize);
+        rows.zip(self.vals[a..b].iter().copied())
     }
 }
 
@@ -232,10 +368,16 @@ struct Batch<'a> {
     samples: &'a [usize],
 }
 
-impl Lists for Batch<'_> {
-    type Idx = u16;
-    fn list(&self, i: usize) -> (&[u16], &[u8]) {
-        self.csr.row(self.samples[i])
+impl kernels::Lists<1> for Batch<'_> {
+    #[inline]
+    fn len(&self, i: usize) -> usize {
+        self.csr.row_nnz(self.samples[i])
+    }
+
+    #[inline]
+    fn entries(&self, i: usize) -> impl Iterator<Item = (usize, [u8; 1])> + '_ {
+        let (cols, vals) = self.csr.row(self.samples[i]);
+        cols.iter().zip(vals).map(|(&c, &v)| (c as usize, [v]))
     }
 }
 
@@ -317,21 +459,17 @@ pub fn forward_with(
         "forward: out holds fewer than batch x n"
     );
     let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
+    let table = kernels::zero_byte_table(table);
     let args = Args {
-        table,
+        table: &table,
         dense: w,
         n,
         offset: None,
         alpha: 1.0,
         beta: 0.0,
     };
-    split(
-        isa,
-        &Batch { csr, samples },
-        &args,
-        &mut out[..rows * n],
-        nnz * n,
-    );
+    let batch = Batch { csr, samples };
+    split(isa, &batch, &args, &mut out[..rows * n], nnz * n);
 }
 
 /// For every pixel `p` in `0..width`:
@@ -384,21 +522,58 @@ pub fn weight_gradient_with(
     if let Some(o) = offset {
         assert_eq!(o.len(), n, "weight_gradient: offset is not n long");
     }
-    let nnz = scratch.fill(csr, samples);
+    let table = kernels::zero_byte_table(table);
     let args = Args {
-        table,
+        table: &table,
         dense: &delta[..batch * n],
         n,
         offset,
         alpha,
         beta,
     };
-    split(isa, &*scratch, &args, dw, (nnz + width) * n);
+    let lists = scratch.fill(csr, samples);
+    let work = (lists.rows.len() + lists.pairs()) * n;
+    let threads = rayon::current_num_threads();
+    let leaves = if threads <= 1 || work < INLINE_WORK {
+        1
+    } else {
+        threads * TASKS_PER_THREAD
+    };
+    gradient_pieces(isa, lists, &args, dw, leaves);
+}
+
+/// Cuts `lists` (and `dw`, their rows) in two of about equal work until `leaves` pieces,
+/// each run by the kernel as its own rayon task.
+fn gradient_pieces(isa: Isa, lists: PairLists, args: &Args, dw: &mut [f32], leaves: usize) {
+    let pairs = lists.pairs();
+    if leaves <= 1 || pairs < 2 {
+        kernels::run(isa, &lists, 0, args, dw);
+        return;
+    }
+    // A pair costs its entries plus, about, its rows' stores.
+    let work = |q: usize| lists.start[q] - lists.start[0] + q * PAIR;
+    let half = work(pairs) / 2;
+    let (mut lo, mut hi) = (1, pairs - 1);
+    while lo < hi {
+        let q = (lo + hi) / 2;
+        if work(q) < half {
+            lo = q + 1;
+        } else {
+            hi = q;
+        }
+    }
+    let mid = lo;
+    let (left, right) = lists.split_at(mid);
+    let (dw_left, dw_right) = dw.split_at_mut((mid * PAIR * args.n).min(dw.len()));
+    rayon::join(
+        || gradient_pieces(isa, left, args, dw_left, leaves / 2),
+        || gradient_pieces(isa, right, args, dw_right, leaves - leaves / 2),
+    );
 }
 
 /// Runs `out` (whole rows of `n`) on the calling thread when small, else in rayon tasks of
 /// consecutive rows. Row results do not depend on the split.
-fn split<L: Lists>(isa: Isa, lists: &L, args: &Args, out: &mut [f32], work: usize) {
+fn split<L: Lists<1>>(isa: Isa, lists: &L, args: &Args, out: &mut [f32], work: usize) {
     let n = args.n;
     let threads = rayon::current_num_threads();
     if n == 0 || out.is_empty() {

@@ -402,7 +402,7 @@ fn bad_input_is_refused() {
 #[should_panic(expected = "room for")]
 fn undersized_transpose_panics_instead_of_growing() {
     let csr = CsrBytes::from_dense(4, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
-    let mut scratch = Transpose::new(4, 2, 3);
+    let mut scratch = Transpose::new(4, 2, 1);
     let mut dw = vec![0.0; 4];
     weight_gradient(
         &csr,
