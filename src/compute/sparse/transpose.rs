@@ -1,0 +1,235 @@
+//! The weight gradient's sparse operand: a batch's nonzeros regrouped by pairs of columns,
+//! filled in parallel chunks of samples without allocating.
+
+use super::{kernels, CsrBytes};
+use rayon::prelude::*;
+
+/// A batch's nonzeros regrouped by pairs of columns: for pixels `2q` and `2q + 1`, the
+/// samples (positions in the batch) that have either, with both pixels' bytes. Neighbouring
+/// pixels are mostly nonzero together, so a pair's list is far shorter than its two pixels'
+/// lists, and the kernel loads each `δ` row once for both. Allocated once for a largest
+/// batch; [`super::weight_gradient`] refills it without allocating.
+#[derive(Clone, Debug)]
+pub struct Transpose {
+    width: usize,
+    max_batch: usize,
+    /// Pair `q` lists entries `start[q]..start[q + 1]`.
+    start: Vec<usize>,
+    /// Row `c` (pairs long) belongs to the `c`-th chunk of samples: its entry count in each
+    /// pair, then where it writes next in that pair's list.
+    cursors: Vec<usize>,
+    rows: Vec<u32>,
+    vals: Vec<[u8; 2]>,
+}
+
+/// Output rows per group of the gradient kernel: a pair of pixels.
+pub(super) const PAIR: usize = 2;
+/// Most chunks of samples that fill a [`Transpose`] in parallel.
+const MAX_CHUNKS: usize = 16;
+/// Batch nonzeros below which one thread fills a [`Transpose`]: rayon costs more.
+const INLINE_FILL: usize = 16 * 1024;
+
+impl Transpose {
+    /// Room for any batch of up to `max_batch` samples of `width` pixels with at most
+    /// `max_row_nnz` nonzeros each.
+    pub fn new(width: usize, max_batch: usize, max_row_nnz: usize) -> Self {
+        assert!(
+            u32::try_from(max_batch).is_ok(),
+            "Transpose: batch of {max_batch} exceeds u32"
+        );
+        let pairs = width.div_ceil(PAIR);
+        let capacity = max_batch
+            .checked_mul(max_row_nnz.min(pairs))
+            .expect("Transpose: capacity overflows usize");
+        Transpose {
+            width,
+            max_batch,
+            start: vec![0; pairs + 1],
+            cursors: vec![0; MAX_CHUNKS * pairs],
+            rows: vec![0; capacity],
+            vals: vec![[0; 2]; capacity],
+        }
+    }
+
+    /// Sized for batches of up to `max_batch` rows of `csr`.
+    pub fn for_csr(csr: &CsrBytes, max_batch: usize) -> Self {
+        Self::new(csr.width(), max_batch, csr.max_row_nnz())
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        (self.start.capacity() + self.cursors.capacity()) * std::mem::size_of::<usize>()
+            + self.rows.capacity() * std::mem::size_of::<u32>()
+            + self.vals.capacity() * std::mem::size_of::<[u8; 2]>()
+    }
+
+    fn pairs(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Counting sort of the batch's entries by pair, in chunks of samples on the rayon pool
+    /// when large; within a pair, samples ascend whatever the chunks. Returns the lists.
+    pub(super) fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> PairLists<'_> {
+        assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
+        assert!(
+            samples.len() <= self.max_batch,
+            "Transpose: batch of {} exceeds its max_batch {}",
+            samples.len(),
+            self.max_batch
+        );
+        let pairs = self.pairs();
+        let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
+        let wanted = if nnz < INLINE_FILL {
+            1
+        } else {
+            rayon::current_num_threads().min(MAX_CHUNKS)
+        };
+        let per = samples.len().div_ceil(wanted).max(1);
+        let chunks = samples.len().div_ceil(per).max(1);
+        let cursors = &mut self.cursors[..chunks * pairs];
+        cursors.fill(0);
+        for_each_chunk(cursors, pairs, samples, per, |counts, part, _| {
+            count_pairs(csr, part, counts)
+        });
+        let mut total = 0;
+        for q in 0..pairs {
+            self.start[q] = total;
+            for c in 0..chunks {
+                let slot = &mut cursors[c * pairs + q];
+                (*slot, total) = (total, total + *slot);
+            }
+        }
+        self.start[pairs] = total;
+        assert!(
+            total <= self.rows.len(),
+            "Transpose: batch has {total} entries, room for {} (max_row_nnz too small)",
+            self.rows.len()
+        );
+        // A pair's byte that its sample lacks stays 0.
+        self.vals[..total].fill([0; 2]);
+        let slots = Slots {
+            rows: self.rows.as_mut_ptr(),
+            vals: self.vals.as_mut_ptr(),
+            len: total,
+        };
+        for_each_chunk(cursors, pairs, samples, per, |cursor, part, first_row| {
+            slots.scatter(csr, part, first_row, cursor)
+        });
+        PairLists {
+            start: &self.start,
+            rows: &self.rows[..total],
+            vals: &self.vals[..total],
+        }
+    }
+}
+
+/// Calls `f(row of cursors, chunk of samples, its first position in the batch)` for chunks of
+/// `per` samples (one row of `pairs` cursors each), in parallel when there is more than one.
+fn for_each_chunk(
+    cursors: &mut [usize],
+    pairs: usize,
+    samples: &[usize],
+    per: usize,
+    f: impl Fn(&mut [usize], &[usize], usize) + Sync,
+) {
+    if cursors.len() == pairs {
+        f(cursors, samples, 0);
+        return;
+    }
+    cursors
+        .par_chunks_mut(pairs)
+        .zip(samples.par_chunks(per))
+        .enumerate()
+        .for_each(|(c, (cursor, part))| f(cursor, part, c * per));
+}
+
+/// Adds to `counts[q]` one per sample of `samples` with a nonzero in pair `q`. Columns
+/// ascend, so a pair's two pixels are neighbours in a row.
+fn count_pairs(csr: &CsrBytes, samples: &[usize], counts: &mut [usize]) {
+    for &s in samples {
+        let mut last = usize::MAX;
+        for &c in csr.row(s).0 {
+            let q = c as usize / PAIR;
+            // Branch-free: whether a row's next pixel is its pair's second is a coin toss.
+            counts[q] += (q != last) as usize;
+            last = q;
+        }
+    }
+}
+
+/// The entries of a [`Transpose`] being filled by several chunks of samples at once.
+struct Slots {
+    rows: *mut u32,
+    vals: *mut [u8; 2],
+    len: usize,
+}
+
+// SAFETY: chunks write disjoint slots (see `Slots::scatter`).
+unsafe impl Sync for Slots {}
+
+impl Slots {
+    /// Writes the entries of `samples` (batch positions from `first_row`), each at its pair's
+    /// `cursor`, advancing it. The cursors of one chunk own the slots of its counted entries.
+    fn scatter(&self, csr: &CsrBytes, samples: &[usize], first_row: usize, cursor: &mut [usize]) {
+        for (r, &s) in samples.iter().enumerate() {
+            let (cols, vals) = csr.row(s);
+            let mut last = usize::MAX;
+            for (&c, &v) in cols.iter().zip(vals) {
+                let q = c as usize / PAIR;
+                // The pair's second pixel reuses the slot its first took (branch-free).
+                let slot = cursor[q] - (q == last) as usize;
+                cursor[q] = slot + 1;
+                last = q;
+                assert!(slot < self.len, "Transpose: slot past the counted entries");
+                // SAFETY: `slot < len`, and the prefix sums gave this chunk's cursor in pair `q`
+                // the slots of exactly the entries it counted there (the same walk as
+                // `count_pairs`), which no other chunk's cursor covers.
+                unsafe {
+                    *self.rows.add(slot) = (first_row + r) as u32;
+                    (*self.vals.add(slot))[c as usize % PAIR] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Filled lists of consecutive pairs of a [`Transpose`]: `start` from the first of them on,
+/// indexing the whole `rows` and `vals`.
+#[derive(Clone, Copy)]
+pub(super) struct PairLists<'a> {
+    pub start: &'a [usize],
+    pub rows: &'a [u32],
+    vals: &'a [[u8; 2]],
+}
+
+impl<'a> PairLists<'a> {
+    pub fn pairs(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Splits before pair `mid` (counted from the first of these pairs).
+    pub fn split_at(self, mid: usize) -> (PairLists<'a>, PairLists<'a>) {
+        let left = PairLists {
+            start: &self.start[..=mid],
+            ..self
+        };
+        let right = PairLists {
+            start: &self.start[mid..],
+            ..self
+        };
+        (left, right)
+    }
+}
+
+impl kernels::Lists<PAIR> for PairLists<'_> {
+    #[inline]
+    fn len(&self, q: usize) -> usize {
+        self.start[q + 1] - self.start[q]
+    }
+
+    #[inline]
+    fn entries(&self, q: usize) -> impl Iterator<Item = (usize, [u8; PAIR])> + '_ {
+        let (a, b) = (self.start[q], self.start[q + 1]);
+        let rows = self.rows[a..b].iter().map(|&r| r as usize);
+        rows.zip(self.vals[a..b].iter().copied())
+    }
+}
