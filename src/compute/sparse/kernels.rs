@@ -259,7 +259,7 @@ mod avx2 {
 
     simd_kernels!("avx2,fma");
 
-    /// Lanes `0..rem` set (all lanes when `rem == 0`; only used when `rem > 0`).
+    /// Lanes `0..rem` set (none when `rem == 0`; only used when `rem > 0`).
     #[target_feature(enable = "avx2,fma")]
     fn tail_mask(rem: usize) -> M {
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -8,6 +8,8 @@
 //!
 //! Determinism: every output row is computed by exactly one task, in a fixed order of terms,
 //! so results are bit-identical for any number of rayon threads (but differ between ISAs).
+//! The gradient's transpose is filled in chunks that follow the thread count, but its lists'
+//! order does not.
 
 mod kernels;
 #[cfg(test)]
@@ -251,7 +253,9 @@ pub fn forward_with(
 ///
 /// `delta` holds at least `samples.len() × n` floats, `dw` is `width × n`, `offset` (if any)
 /// has `n` (it carries a mean subtraction's rank-one term). `beta == 0` overwrites `dw`, so
-/// NaN there does not propagate. `scratch` must be sized for this batch.
+/// NaN there does not propagate. `scratch` must be sized for this batch. Pixels go in pairs,
+/// a sample's missing pixel adding `0 · delta[r, :]`: exact for finite `delta`, while an
+/// infinite or NaN one also reaches its partner pixel's row (as every row of a dense product).
 #[allow(clippy::too_many_arguments)]
 pub fn weight_gradient(
     csr: &CsrBytes,

@@ -219,6 +219,125 @@ fn gradient_matches_naive_on_every_isa() {
     }
 }
 
+/// `weight_gradient_with(isa, ..)` into a copy of `old`, with `alpha = -0.5`, `beta = 0.75`
+/// and no offset.
+fn gradient_of(
+    isa: Isa,
+    csr: &CsrBytes,
+    samples: &[usize],
+    delta: &[f32],
+    n: usize,
+    old: &[f32],
+) -> Vec<f32> {
+    let mut dw = old.to_vec();
+    let mut scratch = Transpose::for_csr(csr, samples.len());
+    let t = table();
+    weight_gradient_with(
+        isa,
+        csr,
+        samples,
+        &t,
+        delta,
+        n,
+        None,
+        -0.5,
+        0.75,
+        &mut dw,
+        &mut scratch,
+    );
+    dw
+}
+
+/// Pairs where only the first or only the second pixel is nonzero, the lone last pixel of an
+/// odd width, and batches of one sample.
+#[test]
+fn lone_pixels_of_a_pair_add_only_their_own_terms() {
+    let (width, n) = (5, 13);
+    #[rustfmt::skip]
+    let data = [
+        7, 0, 0, 0, 0, // pair 0: first pixel only
+        0, 9, 0, 0, 0, // pair 0: second pixel only
+        0, 0, 0, 0, 200, // the lone pixel of the last pair
+        0, 0, 3, 255, 0, // pair 1: both
+        1, 2, 0, 4, 5, // all pairs, pair 1 second only
+    ];
+    let csr = CsrBytes::from_dense(width, &data).unwrap();
+    let mut rng = Rng(11);
+    let old = rng.floats(width * n);
+    let batches: [&[usize]; 7] = [
+        &[0],
+        &[1],
+        &[2],
+        &[3],
+        &[4],
+        &[0, 1, 2, 3, 4],
+        &[4, 1, 1, 0],
+    ];
+    for samples in batches {
+        let delta = rng.floats(samples.len() * n);
+        let (want, scale) = naive_gradient(
+            &data,
+            width,
+            samples,
+            &table(),
+            &delta,
+            n,
+            None,
+            -0.5,
+            0.75,
+            &old,
+        );
+        for &isa in Isa::available() {
+            let dw = gradient_of(isa, &csr, samples, &delta, n, &old);
+            assert_close(&dw, &want, &scale, &format!("{isa:?} samples {samples:?}"));
+        }
+    }
+}
+
+/// Enough nonzeros for the transpose to be filled in chunks (up to its cap of 16), at an odd
+/// width: the same bits from 1, 7 and 17 threads, and the naive result.
+#[test]
+fn chunked_transpose_fill_matches_naive_at_any_thread_count() {
+    let mut rng = Rng(12);
+    let (rows, width, n, batch) = (400, 785, 37, 300);
+    let data = dataset(&mut rng, rows, width, 0.19);
+    let csr = CsrBytes::from_dense(width, &data).unwrap();
+    let samples = samples(&mut rng, rows, batch);
+    let delta = rng.floats(batch * n);
+    let old = rng.floats(width * n);
+    let (want, scale) = naive_gradient(
+        &data,
+        width,
+        &samples,
+        &table(),
+        &delta,
+        n,
+        None,
+        -0.5,
+        0.75,
+        &old,
+    );
+    for &isa in Isa::available() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| gradient_of(isa, &csr, &samples, &delta, n, &old))
+        };
+        let one = run(1);
+        assert_close(&one, &want, &scale, &format!("{isa:?} chunked fill"));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for threads in [7, 17] {
+            assert_eq!(
+                bits(&one),
+                bits(&run(threads)),
+                "{isa:?}: 1 vs {threads} threads"
+            );
+        }
+    }
+}
+
 #[test]
 fn all_zero_batch_writes_offset_and_zeros() {
     let t = table();

@@ -67,7 +67,7 @@ impl Transpose {
     }
 
     /// Counting sort of the batch's entries by pair, in chunks of samples on the rayon pool
-    /// when large; within a pair, samples ascend whatever the chunks. Returns the lists.
+    /// when large; within a pair, batch positions ascend whatever the chunks. Returns the lists.
     pub(super) fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> PairLists<'_> {
         assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
         assert!(
@@ -112,7 +112,9 @@ impl Transpose {
             len: total,
         };
         for_each_chunk(cursors, pairs, samples, per, |cursor, part, first_row| {
-            slots.scatter(csr, part, first_row, cursor)
+            // SAFETY: each row of `cursors` now holds its chunk's first slot in every pair, from
+            // the prefix sums over the counts of the same chunks of `samples`.
+            unsafe { slots.scatter(csr, part, first_row, cursor) }
         });
         PairLists {
             start: &self.start,
@@ -168,8 +170,18 @@ unsafe impl Sync for Slots {}
 
 impl Slots {
     /// Writes the entries of `samples` (batch positions from `first_row`), each at its pair's
-    /// `cursor`, advancing it. The cursors of one chunk own the slots of its counted entries.
-    fn scatter(&self, csr: &CsrBytes, samples: &[usize], first_row: usize, cursor: &mut [usize]) {
+    /// `cursor`, advancing it.
+    ///
+    /// # Safety
+    /// `cursor[q]` must be the first of as many slots as `count_pairs` counts for `samples` in
+    /// pair `q`, and no other concurrent call may be given any of those slots.
+    unsafe fn scatter(
+        &self,
+        csr: &CsrBytes,
+        samples: &[usize],
+        first_row: usize,
+        cursor: &mut [usize],
+    ) {
         for (r, &s) in samples.iter().enumerate() {
             let (cols, vals) = csr.row(s);
             let mut last = usize::MAX;
@@ -180,9 +192,8 @@ impl Slots {
                 cursor[q] = slot + 1;
                 last = q;
                 assert!(slot < self.len, "Transpose: slot past the counted entries");
-                // SAFETY: `slot < len`, and the prefix sums gave this chunk's cursor in pair `q`
-                // the slots of exactly the entries it counted there (the same walk as
-                // `count_pairs`), which no other chunk's cursor covers.
+                // SAFETY: `slot < len`, and it is one of the slots the caller gave this call in
+                // pair `q` (rows are walked here as in `count_pairs`).
                 unsafe {
                     *self.rows.add(slot) = (first_row + r) as u32;
                     (*self.vals.add(slot))[c as usize % PAIR] = v;
