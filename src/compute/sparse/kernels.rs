@@ -138,8 +138,8 @@ macro_rules! dispatch {
 }
 
 /// The SIMD kernels, written once over a module's vector type `V`, mask type `M`, width `W`
-/// and helpers `zero`, `splat`, `load`, `load_tail`, `fma`, `mul`, `store`, `store_tail`,
-/// `tail_mask`; `$feature` is the module's target feature list.
+/// and helpers (see [`simd_ops`], and `load_tail`, `store_tail`, `tail_mask`); `$feature` is
+/// the module's target feature list.
 #[cfg(target_arch = "x86_64")]
 macro_rules! simd_kernels {
     ($feature:literal) => {
@@ -247,6 +247,52 @@ macro_rules! simd_kernels {
     };
 }
 
+/// The helpers that map one to one onto intrinsics: `zero`, `splat`, `fma`, `mul`, `load`
+/// (`W` floats, unaligned) and `store`, in a module with vector type `V`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! simd_ops {
+    ($feature:literal, $zero:ident, $splat:ident, $fma:ident, $mul:ident, $load:ident,
+        $store:ident) => {
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn zero() -> V {
+            $zero()
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn splat(x: f32) -> V {
+            $splat(x)
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn fma(a: V, b: V, c: V) -> V {
+            $fma(a, b, c)
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        fn mul(a: V, b: V) -> V {
+            $mul(a, b)
+        }
+
+        /// SAFETY: `p` must be valid for reading `W` floats.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn load(p: *const f32) -> V {
+            unsafe { $load(p) }
+        }
+
+        /// SAFETY: `p` must be valid for writing `W` floats.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn store(p: *mut f32, v: V) {
+            unsafe { $store(p, v) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Args, Lists};
@@ -258,6 +304,15 @@ mod avx2 {
     const W: usize = 8;
 
     simd_kernels!("avx2,fma");
+    simd_ops!(
+        "avx2,fma",
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps
+    );
 
     /// Lanes `0..rem` set (none when `rem == 0`; only used when `rem > 0`).
     #[target_feature(enable = "avx2,fma")]
@@ -266,49 +321,11 @@ mod avx2 {
         _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), lanes)
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn zero() -> V {
-        _mm256_setzero_ps()
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn splat(x: f32) -> V {
-        _mm256_set1_ps(x)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn fma(a: V, b: V, c: V) -> V {
-        _mm256_fmadd_ps(a, b, c)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn mul(a: V, b: V) -> V {
-        _mm256_mul_ps(a, b)
-    }
-
-    /// SAFETY: `p` must be valid for reading `W` floats.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn load(p: *const f32) -> V {
-        unsafe { _mm256_loadu_ps(p) }
-    }
-
     /// SAFETY: `p` must be valid for reading the lanes set in `mask`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn load_tail(p: *const f32, mask: M) -> V {
         unsafe { _mm256_maskload_ps(p, mask) }
-    }
-
-    /// SAFETY: `p` must be valid for writing `W` floats.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn store(p: *mut f32, v: V) {
-        unsafe { _mm256_storeu_ps(p, v) }
     }
 
     /// SAFETY: `p` must be valid for writing the lanes set in `mask`.
@@ -330,6 +347,15 @@ mod avx512 {
     const W: usize = 16;
 
     simd_kernels!("avx512f");
+    simd_ops!(
+        "avx512f",
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps
+    );
 
     /// Lanes `0..rem` set.
     #[target_feature(enable = "avx512f")]
@@ -337,49 +363,11 @@ mod avx512 {
         ((1u32 << rem) - 1) as M
     }
 
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn zero() -> V {
-        _mm512_setzero_ps()
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn splat(x: f32) -> V {
-        _mm512_set1_ps(x)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn fma(a: V, b: V, c: V) -> V {
-        _mm512_fmadd_ps(a, b, c)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn mul(a: V, b: V) -> V {
-        _mm512_mul_ps(a, b)
-    }
-
-    /// SAFETY: `p` must be valid for reading `W` floats.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn load(p: *const f32) -> V {
-        unsafe { _mm512_loadu_ps(p) }
-    }
-
     /// SAFETY: `p` must be valid for reading the lanes set in `mask`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn load_tail(p: *const f32, mask: M) -> V {
         unsafe { _mm512_maskz_loadu_ps(mask, p) }
-    }
-
-    /// SAFETY: `p` must be valid for writing `W` floats.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn store(p: *mut f32, v: V) {
-        unsafe { _mm512_storeu_ps(p, v) }
     }
 
     /// SAFETY: `p` must be valid for writing the lanes set in `mask`.
