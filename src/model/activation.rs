@@ -68,7 +68,7 @@ impl Activation {
             Activation::Sigmoid => sigmoid(x),
             Activation::Tanh => x.tanh(),
             Activation::Identity => x,
-            Activation::Silu => x * sigmoid(x),
+            Activation::Silu => silu(x),
         }
     }
 
@@ -140,7 +140,7 @@ impl Activation {
     /// As [`Activation::add_bias_and_apply`], keeping `z = out + bias` in `pre` too.
     pub fn add_bias_keep_input_and_apply(&self, out: &mut [f32], pre: &mut [f32], bias: &[f32]) {
         elementwise::pairs_rows(out, pre, bias.len(), |out, pre| match *self {
-            Activation::Silu => keep_input_rows(out, pre, bias, |z| z * sigmoid(z)),
+            Activation::Silu => keep_input_rows(out, pre, bias, silu),
             _ => keep_input_rows(out, pre, bias, |z| self.apply(z)),
         });
     }
@@ -155,7 +155,7 @@ impl Activation {
             Activation::Sigmoid => bias_rows(out, bias, sigmoid),
             Activation::Tanh => bias_rows(out, bias, f32::tanh),
             Activation::Identity => bias_rows(out, bias, |v| v),
-            Activation::Silu => bias_rows(out, bias, |v| v * sigmoid(v)),
+            Activation::Silu => bias_rows(out, bias, silu),
         }
     }
 
@@ -202,6 +202,12 @@ fn keep_input_rows(out: &mut [f32], pre: &mut [f32], bias: &[f32], f: impl Fn(f3
             *o = f(*p);
         }
     }
+}
+
+/// SiLU: `x · sigmoid(x)`.
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
 }
 
 /// SiLU's derivative from its input: `s (1 + x (1 - s))` with `s = sigmoid(x)`.
