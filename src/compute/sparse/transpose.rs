@@ -15,8 +15,11 @@ pub struct Transpose {
     max_batch: usize,
     /// Pair `q` lists entries `start[q]..start[q + 1]`.
     start: Vec<usize>,
-    /// Row `c` (pairs long) belongs to the `c`-th chunk of samples: its entry count in each
-    /// pair, then where it writes next in that pair's list.
+    /// Row `c` (`2 * pairs` long) belongs to the `c`-th chunk of samples: per pixel, the
+    /// entries whose pair starts at it (a pair's second pixel counts only alone).
+    counts: Vec<usize>,
+    /// Row `c` (pairs long) belongs to the `c`-th chunk: where it writes next in each pair's
+    /// list.
     cursors: Vec<usize>,
     rows: Vec<u32>,
     vals: Vec<[u8; 2]>,
@@ -45,6 +48,7 @@ impl Transpose {
             width,
             max_batch,
             start: vec![0; pairs + 1],
+            counts: vec![0; MAX_CHUNKS * PAIR * pairs],
             cursors: vec![0; MAX_CHUNKS * pairs],
             rows: vec![0; capacity],
             vals: vec![[0; 2]; capacity],
@@ -57,7 +61,8 @@ impl Transpose {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.start.capacity() + self.cursors.capacity()) * std::mem::size_of::<usize>()
+        (self.start.capacity() + self.counts.capacity() + self.cursors.capacity())
+            * std::mem::size_of::<usize>()
             + self.rows.capacity() * std::mem::size_of::<u32>()
             + self.vals.capacity() * std::mem::size_of::<[u8; 2]>()
     }
@@ -85,17 +90,19 @@ impl Transpose {
         };
         let per = samples.len().div_ceil(wanted).max(1);
         let chunks = samples.len().div_ceil(per).max(1);
-        let cursors = &mut self.cursors[..chunks * pairs];
-        cursors.fill(0);
-        for_each_chunk(cursors, pairs, samples, per, |counts, part, _| {
+        let counts = &mut self.counts[..chunks * PAIR * pairs];
+        counts.fill(0);
+        for_each_chunk(counts, samples, per, |counts, part, _| {
             count_pairs(csr, part, counts)
         });
+        let cursors = &mut self.cursors[..chunks * pairs];
         let mut total = 0;
         for q in 0..pairs {
             self.start[q] = total;
             for c in 0..chunks {
-                let slot = &mut cursors[c * pairs + q];
-                (*slot, total) = (total, total + *slot);
+                let pixels = &counts[c * PAIR * pairs + PAIR * q..][..PAIR];
+                cursors[c * pairs + q] = total;
+                total += pixels.iter().sum::<usize>();
             }
         }
         self.start[pairs] = total;
@@ -111,7 +118,7 @@ impl Transpose {
             vals: self.vals.as_mut_ptr(),
             len: total,
         };
-        for_each_chunk(cursors, pairs, samples, per, |cursor, part, first_row| {
+        for_each_chunk(cursors, samples, per, |cursor, part, first_row| {
             // SAFETY: each row of `cursors` now holds its chunk's first slot in every pair, from
             // the prefix sums over the counts of the same chunks of `samples`.
             unsafe { slots.scatter(csr, part, first_row, cursor) }
@@ -124,35 +131,37 @@ impl Transpose {
     }
 }
 
-/// Calls `f(row of cursors, chunk of samples, its first position in the batch)` for chunks of
-/// `per` samples (one row of `pairs` cursors each), in parallel when there is more than one.
+/// Calls `f(row of table, chunk of samples, its first position in the batch)` for chunks of
+/// `per` samples, one row of `table` each, in parallel when there is more than one.
 fn for_each_chunk(
-    cursors: &mut [usize],
-    pairs: usize,
+    table: &mut [usize],
     samples: &[usize],
     per: usize,
     f: impl Fn(&mut [usize], &[usize], usize) + Sync,
 ) {
-    if cursors.len() == pairs {
-        f(cursors, samples, 0);
+    let chunks = samples.len().div_ceil(per).max(1);
+    if chunks == 1 {
+        f(table, samples, 0);
         return;
     }
-    cursors
-        .par_chunks_mut(pairs)
+    table
+        .par_chunks_mut(table.len() / chunks)
         .zip(samples.par_chunks(per))
         .enumerate()
-        .for_each(|(c, (cursor, part))| f(cursor, part, c * per));
+        .for_each(|(c, (row, part))| f(row, part, c * per));
 }
 
-/// Adds to `counts[q]` one per sample of `samples` with a nonzero in pair `q`. Columns
-/// ascend, so a pair's two pixels are neighbours in a row.
+/// Adds, for each sample of `samples` and each pair `q` it has a nonzero in, one to
+/// `counts[p]`, `p` being the pair's first pixel in that sample. Columns ascend, so a pair's
+/// two pixels are neighbours in a row; counting per pixel means no two updates in a row hit
+/// the same counter, which would chain each on the store before it.
 fn count_pairs(csr: &CsrBytes, samples: &[usize], counts: &mut [usize]) {
     for &s in samples {
         let mut last = usize::MAX;
         for &c in csr.row(s).0 {
             let q = c as usize / PAIR;
             // Branch-free: whether a row's next pixel is its pair's second is a coin toss.
-            counts[q] += (q != last) as usize;
+            counts[c as usize] += (q != last) as usize;
             last = q;
         }
     }
@@ -184,11 +193,14 @@ impl Slots {
     ) {
         for (r, &s) in samples.iter().enumerate() {
             let (cols, vals) = csr.row(s);
-            let mut last = usize::MAX;
+            let (mut last, mut slot) = (usize::MAX, 0);
             for (&c, &v) in cols.iter().zip(vals) {
                 let q = c as usize / PAIR;
-                // The pair's second pixel reuses the slot its first took (branch-free).
-                let slot = cursor[q] - (q == last) as usize;
+                // A pair's second pixel reuses its first's slot, kept in a register: reading
+                // back the cursor just stored would chain each slot on the store before it.
+                if q != last {
+                    slot = cursor[q];
+                }
                 cursor[q] = slot + 1;
                 last = q;
                 assert!(slot < self.len, "Transpose: slot past the counted entries");
