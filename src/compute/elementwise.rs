@@ -118,8 +118,8 @@ pub fn triples_indexed(
 /// Columns summed together on the stack, so a sum is finished before it meets `out`.
 const COLUMN_BLOCK: usize = 64;
 /// Tasks take columns in multiples of a cache line of floats: no two write one line of
-/// `out`, and tasks stay within a line of equal (rounding up to `COLUMN_BLOCK` had 300
-/// columns cut 192 + 108).
+/// `out`, and their widths differ by at most a line (rounding up to `COLUMN_BLOCK` cut 300
+/// columns into 192 + 108).
 const COLUMN_LINE: usize = 16;
 
 /// `out[j] = beta * out[j] + alpha * Σ_r m[r * width + j]`. Each column is summed top to
