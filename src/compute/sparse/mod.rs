@@ -11,11 +11,13 @@
 //! The gradient's transpose is filled in chunks that follow the thread count, but its lists'
 //! order does not.
 
+mod csr;
 mod kernels;
 #[cfg(test)]
 mod tests;
 mod transpose;
 
+pub use csr::{CsrBytes, MAX_WIDTH};
 use kernels::{Args, Lists};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -26,117 +28,6 @@ use transpose::{PairLists, PAIR};
 const INLINE_WORK: usize = 32 * 1024;
 /// Tasks per rayon thread, so that work stealing evens out rows of unequal length.
 const TASKS_PER_THREAD: usize = 4;
-/// Widest row `CsrBytes` can hold: columns are stored as `u16`.
-pub const MAX_WIDTH: usize = 1 << 16;
-
-/// Compressed rows of a byte dataset (zeros dropped), built once at load.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CsrBytes {
-    width: usize,
-    /// Row `i` holds entries `row_ptr[i]..row_ptr[i + 1]`.
-    row_ptr: Vec<usize>,
-    cols: Vec<u16>,
-    vals: Vec<u8>,
-    max_row_nnz: usize,
-}
-
-impl CsrBytes {
-    /// Compresses dense rows of `width` bytes each. Fails on a row of another length, or when
-    /// `width` exceeds [`MAX_WIDTH`] (columns are `u16`).
-    pub fn from_rows<'a, R>(width: usize, rows: R) -> Result<Self, String>
-    where
-        R: IntoIterator<Item = &'a [u8]>,
-    {
-        if width > MAX_WIDTH {
-            return Err(format!(
-                "sparse rows hold at most {MAX_WIDTH} columns, got width {width}"
-            ));
-        }
-        let mut csr = CsrBytes {
-            width,
-            row_ptr: vec![0],
-            ..CsrBytes::default()
-        };
-        for (i, row) in rows.into_iter().enumerate() {
-            if row.len() != width {
-                return Err(format!("row {i} has {} bytes, expected {width}", row.len()));
-            }
-            let before = csr.cols.len();
-            for (c, &v) in row.iter().enumerate() {
-                if v != 0 {
-                    // c < width <= 2^16, so it fits.
-                    csr.cols.push(c as u16);
-                    csr.vals.push(v);
-                }
-            }
-            csr.max_row_nnz = csr.max_row_nnz.max(csr.cols.len() - before);
-            csr.row_ptr.push(csr.cols.len());
-        }
-        csr.row_ptr.shrink_to_fit();
-        csr.cols.shrink_to_fit();
-        csr.vals.shrink_to_fit();
-        Ok(csr)
-    }
-
-    /// Compresses `data`, a whole dataset of `data.len() / width` rows laid end to end.
-    pub fn from_dense(width: usize, data: &[u8]) -> Result<Self, String> {
-        if width == 0 {
-            return if data.is_empty() {
-                Self::from_rows(0, std::iter::empty())
-            } else {
-                Err("width 0 with non-empty data".into())
-            };
-        }
-        if !data.len().is_multiple_of(width) {
-            return Err(format!("{} bytes are not rows of {width}", data.len()));
-        }
-        Self::from_rows(width, data.chunks_exact(width))
-    }
-
-    pub fn rows(&self) -> usize {
-        self.row_ptr.len() - 1
-    }
-
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// Stored (nonzero) entries.
-    pub fn nnz(&self) -> usize {
-        self.cols.len()
-    }
-
-    /// Most nonzeros in one row: sizes a [`Transpose`].
-    pub fn max_row_nnz(&self) -> usize {
-        self.max_row_nnz
-    }
-
-    /// Fraction of nonzero bytes (0 for an empty dataset).
-    pub fn density(&self) -> f64 {
-        let cells = self.rows() * self.width;
-        if cells == 0 {
-            0.0
-        } else {
-            self.nnz() as f64 / cells as f64
-        }
-    }
-
-    /// Row `i`'s nonzeros: ascending columns and their bytes.
-    pub fn row(&self, i: usize) -> (&[u16], &[u8]) {
-        let (a, b) = (self.row_ptr[i], self.row_ptr[i + 1]);
-        (&self.cols[a..b], &self.vals[a..b])
-    }
-
-    fn row_nnz(&self, i: usize) -> usize {
-        self.row_ptr[i + 1] - self.row_ptr[i]
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.row_ptr.capacity() * std::mem::size_of::<usize>()
-            + self.cols.capacity() * std::mem::size_of::<u16>()
-            + self.vals.capacity()
-    }
-}
 
 /// A batch of CSR rows, as the forward product's sparse operand.
 struct Batch<'a> {

@@ -432,52 +432,6 @@ fn results_do_not_depend_on_thread_count_at(width: usize) {
 }
 
 #[test]
-fn csr_round_trips_rows() {
-    let mut rng = Rng(4);
-    let (rows, width) = (40, 77);
-    let data = dataset(&mut rng, rows, width, 0.3);
-    let csr = CsrBytes::from_rows(width, data.chunks_exact(width)).unwrap();
-    assert_eq!((csr.rows(), csr.width()), (rows, width));
-    let nonzero = data.iter().filter(|&&b| b != 0).count();
-    assert_eq!(csr.nnz(), nonzero);
-    assert!((csr.density() - nonzero as f64 / data.len() as f64).abs() < 1e-12);
-    assert!(csr.heap_bytes() >= 3 * nonzero);
-    let mut widest = 0;
-    for (i, dense) in data.chunks_exact(width).enumerate() {
-        let (cols, vals) = csr.row(i);
-        assert!(
-            cols.windows(2).all(|p| p[0] < p[1]),
-            "row {i}: columns ascend"
-        );
-        let mut back = vec![0u8; width];
-        for (&c, &v) in cols.iter().zip(vals) {
-            assert_ne!(v, 0);
-            back[c as usize] = v;
-        }
-        assert_eq!(back, dense, "row {i}");
-        widest = widest.max(cols.len());
-    }
-    assert_eq!(csr.max_row_nnz(), widest);
-}
-
-#[test]
-fn widths_past_u16_columns_are_refused() {
-    assert!(CsrBytes::from_rows(MAX_WIDTH + 1, std::iter::empty()).is_err());
-    let mut row = vec![0u8; MAX_WIDTH];
-    row[MAX_WIDTH - 1] = 9;
-    let csr = CsrBytes::from_rows(MAX_WIDTH, [row.as_slice()]).unwrap();
-    assert_eq!(csr.row(0), (&[(MAX_WIDTH - 1) as u16][..], &[9u8][..]));
-}
-
-#[test]
-fn bad_input_is_refused() {
-    assert!(CsrBytes::from_rows(4, [&[1u8, 2, 3][..]]).is_err());
-    assert!(CsrBytes::from_dense(4, &[1, 2, 3, 4, 5]).is_err());
-    let csr = CsrBytes::from_dense(0, &[]).unwrap();
-    assert_eq!((csr.rows(), csr.nnz(), csr.density()), (0, 0, 0.0));
-}
-
-#[test]
 #[should_panic(expected = "room for")]
 fn undersized_transpose_panics_instead_of_growing() {
     let csr = CsrBytes::from_dense(4, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
