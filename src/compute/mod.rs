@@ -3,6 +3,7 @@
 //! seeded random streams ([`rng`]), the memory budget checked before large allocations
 //! ([`memory`]), and the collectives of data-parallel training ([`dist`]: one process, or MPI).
 
+pub mod awake;
 pub mod blas;
 pub mod coretype;
 pub mod dist;

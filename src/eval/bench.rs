@@ -3,6 +3,7 @@
 //! reads sparse rows), back to back on the same shapes, so a report can say how far the whole
 //! step is above the products.
 
+use crate::compute::awake::with_workers_awake;
 use crate::compute::blas::{gemm, Op};
 use crate::compute::sparse;
 use crate::data::{Dataset, InputTransform};
@@ -114,29 +115,32 @@ pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats:
             *v = ((i * 104_729) % 1000) as f32 * 1e-6 - 5e-4;
         }
     }
-    let mut best = f64::INFINITY;
-    for _ in 0..repeats.max(1) {
-        let started = Instant::now();
-        for &n in batches {
-            // The path and threading the training step on `n` rows takes.
-            let step = Batch {
-                data,
-                transform: &transform,
-                indices: &rows[..n],
-            };
-            let input = match &data.sparse {
-                Some(csr) if step.reads_sparse() => Input::Sparse(crate::model::SparseRows {
-                    csr,
-                    rows: &rows[..n],
-                    table,
-                    add: 0.0,
-                }),
-                _ => Input::Dense,
-            };
-            let scratch = scratch.as_mut();
-            step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch);
+    // As in training (see `Trainer`), the other workers poll between products.
+    with_workers_awake(|| {
+        let mut best = f64::INFINITY;
+        for _ in 0..repeats.max(1) {
+            let started = Instant::now();
+            for &n in batches {
+                // The path and threading the training step on `n` rows takes.
+                let step = Batch {
+                    data,
+                    transform: &transform,
+                    indices: &rows[..n],
+                };
+                let input = match &data.sparse {
+                    Some(csr) if step.reads_sparse() => Input::Sparse(crate::model::SparseRows {
+                        csr,
+                        rows: &rows[..n],
+                        table,
+                        add: 0.0,
+                    }),
+                    _ => Input::Dense,
+                };
+                let scratch = scratch.as_mut();
+                step_products(net, &mut acts, &mut deltas, &mut grads, n, input, scratch);
+            }
+            best = best.min(started.elapsed().as_secs_f64());
         }
-        best = best.min(started.elapsed().as_secs_f64());
-    }
-    best
+        best
+    })
 }

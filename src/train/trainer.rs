@@ -7,6 +7,7 @@ use super::probe::{describe_divergence, Probe};
 use super::record::{EpochRecord, Observer, TrainState};
 use super::step::{Batch, StepBuffers};
 use super::stop::{stop_reason, StopReason, StopRules};
+use crate::compute::awake::with_workers_awake;
 use crate::compute::dist::{Collective, Single};
 use crate::data::{Batcher, Dataset, InputTransform};
 use crate::model::Score;
@@ -208,13 +209,45 @@ impl Trainer {
         interrupt: &AtomicBool,
         team: &dyn Collective,
     ) -> Result<Score, StopReason> {
+        let mut running = Score::default();
+        let mut batches =
+            || self.train_batches(sets, epoch, observer, interrupt, team, &mut running);
+        // Alone, the other workers poll through the epoch: a step hands them work every few
+        // microseconds, too often to sleep and be woken each time. (MPI ranks may share
+        // cores: there they sleep.)
+        if team.size() > 1 {
+            batches()?
+        } else {
+            with_workers_awake(batches)?
+        }
+        // A last update can leave non-finite weights behind a finite loss.
+        let net = &self.state.net;
+        if !net.params.iter().all(|p| p.is_finite()) {
+            return Err(StopReason::Diverged {
+                epoch: epoch + 1,
+                batch: self.work.batcher.batch_count(),
+                detail: describe_divergence(net, None, f64::NAN),
+            });
+        }
+        Ok(running)
+    }
+
+    /// Steps through the epoch's minibatches, adding each one's score to `running`.
+    fn train_batches(
+        &mut self,
+        sets: Sets,
+        epoch: usize,
+        observer: &mut dyn Observer,
+        interrupt: &AtomicBool,
+        team: &dyn Collective,
+        running: &mut Score,
+    ) -> Result<(), StopReason> {
         let Trainer {
             state,
             work,
             schedule,
             ..
         } = self;
-        let mut running = Score::default();
         let steps = work.batcher.batch_count();
         for (b, indices) in work.batcher.batches().enumerate() {
             let point = schedule.at(epoch, b, steps);
@@ -255,7 +288,7 @@ impl Trainer {
                 p.after_step(&state.net, grads, acts, rows, score.mean_loss());
             }
             running.add(score);
-            observer.batch(running.samples, &running);
+            observer.batch(running.samples, running);
             if stop {
                 return Err(StopReason::Interrupted {
                     epoch: epoch + 1,
@@ -263,15 +296,7 @@ impl Trainer {
                 });
             }
         }
-        // A last update can leave non-finite weights behind a finite loss.
-        if !state.net.params.iter().all(|p| p.is_finite()) {
-            return Err(StopReason::Diverged {
-                epoch: epoch + 1,
-                batch: work.batcher.batch_count(),
-                detail: describe_divergence(&state.net, None, f64::NAN),
-            });
-        }
-        Ok(running)
+        Ok(())
     }
 
     fn finish_epoch(
