@@ -1,5 +1,6 @@
 //! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
-//! the rayon pool ([`elementwise`]), sparse-dense products for byte inputs ([`sparse`]),
+//! the rayon pool ([`elementwise`]), the pool's workers kept polling through a loop of short
+//! products ([`awake`]), sparse-dense products for byte inputs ([`sparse`]),
 //! seeded random streams ([`rng`]), the memory budget checked before large allocations
 //! ([`memory`]), and the collectives of data-parallel training ([`dist`]: one process, or MPI).
 
