@@ -176,13 +176,21 @@ impl Trainer {
             let first = self.schedule.at(epoch, 0, steps);
             observer.epoch_start(epoch + 1, self.work.batcher.samples(), first.lr);
             let started = Instant::now();
-            let running = match self.train_epoch(sets, epoch, observer, interrupt, team) {
-                Ok(running) => running,
-                Err(reason) => {
-                    self.restore_snapshot();
-                    return Ok(reason);
-                }
+            let mut running = Score::default();
+            let mut batches =
+                || self.train_batches(sets, epoch, observer, interrupt, team, &mut running);
+            // Alone, the other workers poll through the epoch: a step hands them work every
+            // few microseconds, too often to sleep and be woken each time. (MPI ranks may
+            // share cores: there they sleep.)
+            let trained = if team.size() > 1 {
+                batches()
+            } else {
+                with_workers_awake(batches)
             };
+            if let Err(reason) = trained.and_then(|()| self.check_finite(epoch)) {
+                self.restore_snapshot();
+                return Ok(reason);
+            }
             let seconds = started.elapsed().as_secs_f64();
             // The lr (and momentum) of the epoch's last step.
             let last = self.schedule.at(epoch, steps.saturating_sub(1), steps);
@@ -200,39 +208,21 @@ impl Trainer {
         Ok(StopReason::EpochsDone)
     }
 
-    /// The minibatches of one epoch; an `Err` ends the run (interrupt or divergence).
-    fn train_epoch(
-        &mut self,
-        sets: Sets,
-        epoch: usize,
-        observer: &mut dyn Observer,
-        interrupt: &AtomicBool,
-        team: &dyn Collective,
-    ) -> Result<Score, StopReason> {
-        let mut running = Score::default();
-        let mut batches =
-            || self.train_batches(sets, epoch, observer, interrupt, team, &mut running);
-        // Alone, the other workers poll through the epoch: a step hands them work every few
-        // microseconds, too often to sleep and be woken each time. (MPI ranks may share
-        // cores: there they sleep.)
-        if team.size() > 1 {
-            batches()?
-        } else {
-            with_workers_awake(batches)?
-        }
-        // A last update can leave non-finite weights behind a finite loss.
+    /// A last update can leave non-finite weights behind a finite loss.
+    fn check_finite(&self, epoch: usize) -> Result<(), StopReason> {
         let net = &self.state.net;
-        if !net.params.iter().all(|p| p.is_finite()) {
-            return Err(StopReason::Diverged {
-                epoch: epoch + 1,
-                batch: self.work.batcher.batch_count(),
-                detail: describe_divergence(net, None, f64::NAN),
-            });
+        if net.params.iter().all(|p| p.is_finite()) {
+            return Ok(());
         }
-        Ok(running)
+        Err(StopReason::Diverged {
+            epoch: epoch + 1,
+            batch: self.work.batcher.batch_count(),
+            detail: describe_divergence(net, None, f64::NAN),
+        })
     }
 
-    /// Steps through the epoch's minibatches, adding each one's score to `running`.
+    /// Steps through the epoch's minibatches, adding each one's score to `running`; an `Err`
+    /// ends the run (interrupt or divergence).
     fn train_batches(
         &mut self,
         sets: Sets,
