@@ -113,7 +113,7 @@ fn build_profile() -> &'static str {
 /// The run's thread pool (see [`crate::api::experiment::thread_pool`]), with a warning when
 /// it has more threads than the machine.
 fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    let hardware = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hardware = crate::compute::hardware_threads();
     if threads > hardware {
         crate::output::console::warn(&format!(
             "{threads} threads on {hardware} hardware thread(s): oversubscribed, each product \

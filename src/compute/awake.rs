@@ -23,14 +23,10 @@ const POLLS_PER_OS_YIELD: u32 = 1 << 10;
 /// thread, or with more threads than cores (polling would take a core from a worker with
 /// work), `body` simply runs.
 pub fn with_workers_awake<R>(body: impl FnOnce() -> R) -> R {
-    match Keepers::for_current_pool(cores()) {
+    match Keepers::for_current_pool(super::hardware_threads()) {
         Some(keepers) => keepers.around(body),
         None => body(),
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 struct Keepers {

@@ -12,3 +12,8 @@ pub mod elementwise;
 pub mod memory;
 pub mod rng;
 pub mod sparse;
+
+/// The machine's hardware threads (logical CPUs) this process may run on.
+pub fn hardware_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// The most threads a run may ask for: 4 per hardware thread. More only slow a run down,
 /// and thousands exhaust the machine.
 pub fn max_threads() -> usize {
-    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+    4 * crate::compute::hardware_threads()
 }
 
 /// A config and the folder its relative paths are relative to.
