@@ -154,8 +154,15 @@ impl Optimizer {
         buffer: Option<&mut [f32]>,
     ) {
         if let Some(buffer) = buffer {
-            grads.write_to(buffer);
-            return self.step(lr, params, buffer);
+            // Tensor by tensor: each rule runs right after its gradient is written, while that
+            // gradient is still in cache (the products never read the weights, see below).
+            self.steps += 1;
+            for (index, t) in grads.tensors().iter().enumerate() {
+                debug_assert_eq!(self.segments[index].range, t.range());
+                grads.accumulate_tensor(t, &mut buffer[t.range()], 1.0, 0.0);
+                self.apply_segment(index, lr, params, buffer);
+            }
+            return;
         }
         let h = self.hyper;
         match h.kind {
@@ -185,41 +192,48 @@ impl Optimizer {
     /// Applies one update from the gradient `grads` (laid out like the parameters).
     pub fn step(&mut self, lr: f32, params: &mut [f32], grads: &[f32]) {
         self.steps += 1;
+        for index in 0..self.segments.len() {
+            self.apply_segment(index, lr, params, grads);
+        }
+    }
+
+    /// The rule of step [`Optimizer::steps`] on segment `index` of `params`, from the same
+    /// range of `grads`.
+    fn apply_segment(&mut self, index: usize, lr: f32, params: &mut [f32], grads: &[f32]) {
         let h = self.hyper;
-        let t = self.steps as i32;
-        let (bias1, bias2) = (1.0 - h.beta1.powi(t), 1.0 - h.beta2.powi(t));
-        for seg in &self.segments {
-            let r = seg.range.clone();
-            let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
-            let l2 = self.l2(seg.decay);
-            match (h.kind, self.state.as_mut_slice()) {
-                (OptimizerKind::Sgd, _) => sgd::step(p, g, lr, l2),
-                (OptimizerKind::Momentum, [vel]) => {
-                    momentum::step(p, g, &mut vel[r], lr, h.momentum, l2)
-                }
-                (OptimizerKind::Nesterov, [vel]) => {
-                    nesterov::step(p, g, &mut vel[r], lr, h.momentum, l2)
-                }
-                (OptimizerKind::Adam | OptimizerKind::AdamW, [m, v]) => {
-                    let decoupled = if seg.decay && h.kind == OptimizerKind::AdamW {
-                        lr * h.weight_decay
-                    } else {
-                        0.0
-                    };
-                    let s = adam::AdamStep {
-                        lr,
-                        beta1: h.beta1,
-                        beta2: h.beta2,
-                        eps: h.eps,
-                        bias1,
-                        bias2,
-                        l2,
-                        decoupled,
-                    };
-                    adam::step(p, g, &mut m[r.clone()], &mut v[r], s);
-                }
-                _ => unreachable!("state vectors are made for the kind in `new`"),
+        let seg = &self.segments[index];
+        let r = seg.range.clone();
+        let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
+        let l2 = self.l2(seg.decay);
+        let decays = seg.decay;
+        match (h.kind, self.state.as_mut_slice()) {
+            (OptimizerKind::Sgd, _) => sgd::step(p, g, lr, l2),
+            (OptimizerKind::Momentum, [vel]) => {
+                momentum::step(p, g, &mut vel[r], lr, h.momentum, l2)
             }
+            (OptimizerKind::Nesterov, [vel]) => {
+                nesterov::step(p, g, &mut vel[r], lr, h.momentum, l2)
+            }
+            (OptimizerKind::Adam | OptimizerKind::AdamW, [m, v]) => {
+                let t = self.steps as i32;
+                let decoupled = if decays && h.kind == OptimizerKind::AdamW {
+                    lr * h.weight_decay
+                } else {
+                    0.0
+                };
+                let s = adam::AdamStep {
+                    lr,
+                    beta1: h.beta1,
+                    beta2: h.beta2,
+                    eps: h.eps,
+                    bias1: 1.0 - h.beta1.powi(t),
+                    bias2: 1.0 - h.beta2.powi(t),
+                    l2,
+                    decoupled,
+                };
+                adam::step(p, g, &mut m[r.clone()], &mut v[r], s);
+            }
+            _ => unreachable!("state vectors are made for the kind in `new`"),
         }
     }
 }
