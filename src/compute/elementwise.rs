@@ -8,26 +8,74 @@ use rayon::prelude::*;
 const MIN_PARALLEL: usize = 1 << 15;
 /// Elements per task (rounded to whole rows).
 const TASK: usize = 1 << 14;
+/// Below this many elements a [`Cost::Costly`] pass runs on the calling thread.
+const MIN_PARALLEL_COSTLY: usize = 1 << 12;
+/// Tasks per rayon thread for a [`Cost::Costly`] pass, so that stealing evens them out.
+const COSTLY_TASKS_PER_THREAD: usize = 4;
+
+/// What a pass costs per element, which decides how finely it is cut into tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// A few operations: only buffers large enough to repay waking the pool are split.
+    Cheap,
+    /// Tens of operations (an `exp` and a division): a batch-32 layer of 300 already takes
+    /// tens of microseconds, so it is split into a few pieces per thread.
+    Costly,
+}
 
 /// Task length for a buffer of `len` elements in rows of `row` elements, or `None` to run
 /// inline.
-fn task_len(len: usize, row: usize) -> Option<usize> {
+fn task_len(len: usize, row: usize, cost: Cost) -> Option<usize> {
     let row = row.max(1);
-    (len >= MIN_PARALLEL).then(|| TASK.div_ceil(row) * row)
+    match cost {
+        Cost::Cheap => (len >= MIN_PARALLEL).then(|| TASK.div_ceil(row) * row),
+        Cost::Costly => {
+            let tasks = rayon::current_num_threads() * COSTLY_TASKS_PER_THREAD;
+            (len >= MIN_PARALLEL_COSTLY && tasks > 1)
+                .then(|| len.div_ceil(tasks).div_ceil(row) * row)
+        }
+    }
 }
 
+/// Defines a function whose body runs compiled for AVX2 where the CPU has it: 8 lanes where
+/// the baseline build has SSE2's 4. The bits are the same either way (Rust never fuses a
+/// multiply and an add on its own). The body's loops must be inlined into it
+/// (`#[inline(always)]` helpers) to benefit; it cannot capture anything but its arguments.
+macro_rules! widest_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide($($arg: $ty),*) $body
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { wide($($arg),*) };
+            }
+            $body
+        }
+    };
+}
+pub(crate) use widest_fn;
+
 /// `f` over row-aligned pieces of `a`.
-pub fn rows(a: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
-    match task_len(a.len(), row) {
+pub fn rows(a: &mut [f32], row: usize, cost: Cost, f: impl Fn(&mut [f32]) + Sync) {
+    match task_len(a.len(), row, cost) {
         None => f(a),
         Some(n) => a.par_chunks_mut(n).for_each(&f),
     }
 }
 
 /// `f` over matching row-aligned pieces of `a` and `b`.
-pub fn rows2(a: &mut [f32], b: &[f32], row: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
+pub fn rows2(
+    a: &mut [f32],
+    b: &[f32],
+    row: usize,
+    cost: Cost,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
     debug_assert_eq!(a.len(), b.len());
-    match task_len(a.len(), row) {
+    match task_len(a.len(), row, cost) {
         None => f(a, b),
         Some(n) => a
             .par_chunks_mut(n)
@@ -41,10 +89,11 @@ pub fn pairs_rows(
     a: &mut [f32],
     b: &mut [f32],
     row: usize,
+    cost: Cost,
     f: impl Fn(&mut [f32], &mut [f32]) + Sync,
 ) {
     debug_assert_eq!(a.len(), b.len());
-    match task_len(a.len(), row) {
+    match task_len(a.len(), row, cost) {
         None => f(a, b),
         Some(n) => a
             .par_chunks_mut(n)
@@ -55,7 +104,7 @@ pub fn pairs_rows(
 
 /// `f` over matching pieces of `a` and `b`, both written.
 pub fn pairs_mut(a: &mut [f32], b: &mut [f32], f: impl Fn(&mut [f32], &mut [f32]) + Sync) {
-    pairs_rows(a, b, 1, f)
+    pairs_rows(a, b, 1, Cost::Cheap, f)
 }
 
 /// `f` over matching pieces of `a`, `b` and `c`.
@@ -65,7 +114,7 @@ pub fn zip3(
     c: &mut [f32],
     f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
 ) {
-    match task_len(a.len(), 1) {
+    match task_len(a.len(), 1, Cost::Cheap) {
         None => f(a, b, c),
         Some(n) => a
             .par_chunks_mut(n)
@@ -84,7 +133,7 @@ pub fn zip4(
     d: &mut [f32],
     f: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 ) {
-    match task_len(a.len(), 1) {
+    match task_len(a.len(), 1, Cost::Cheap) {
         None => f(a, b, c, d),
         Some(n) => a
             .par_chunks_mut(n)
@@ -104,7 +153,7 @@ pub fn triples_indexed(
     f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync,
 ) {
     debug_assert!(a.len() == b.len() && a.len() == c.len());
-    match task_len(a.len(), 1) {
+    match task_len(a.len(), 1, Cost::Cheap) {
         None => f(0, a, b, c),
         Some(n) => a
             .par_chunks_mut(n)
@@ -166,7 +215,7 @@ mod tests {
         for len in [10usize, MIN_PARALLEL * 3 + 7] {
             let b: Vec<f32> = (0..len).map(|i| i as f32).collect();
             let mut a = vec![1.0f32; len];
-            rows2(&mut a, &b, 1, |a, b| {
+            rows2(&mut a, &b, 1, Cost::Cheap, |a, b| {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x += y)
             });
             assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));

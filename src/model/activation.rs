@@ -5,7 +5,7 @@
 //! not two. An activation whose derivative needs `z` (SiLU) says so with
 //! [`Activation::derivative_needs_input`], and its layer keeps `z` as well.
 
-use crate::compute::elementwise;
+use crate::compute::elementwise::{self, widest_fn, Cost};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,17 +134,30 @@ impl Activation {
 
     /// `out[r, j] = f(out[r, j] + bias[j])` over a row-major block, one pass.
     pub fn add_bias_and_apply(&self, out: &mut [f32], bias: &[f32]) {
-        elementwise::rows(out, bias.len(), |part| self.add_bias_inline(part, bias));
+        let act = *self;
+        elementwise::rows(out, bias.len(), self.cost(), |part| {
+            add_bias_part(act, part, bias)
+        });
     }
 
     /// As [`Activation::add_bias_and_apply`], keeping `z = out + bias` in `pre` too.
     pub fn add_bias_keep_input_and_apply(&self, out: &mut [f32], pre: &mut [f32], bias: &[f32]) {
-        elementwise::pairs_rows(out, pre, bias.len(), |out, pre| match *self {
-            Activation::Silu => keep_input_rows(out, pre, bias, silu),
-            _ => keep_input_rows(out, pre, bias, |z| self.apply(z)),
+        let act = *self;
+        elementwise::pairs_rows(out, pre, bias.len(), self.cost(), |out, pre| {
+            keep_input_part(act, out, pre, bias)
         });
     }
 
+    /// What a pass over a layer costs per element: an `exp` or `tanh` and a division, or a
+    /// comparison.
+    fn cost(&self) -> Cost {
+        match self {
+            Activation::Sigmoid | Activation::Tanh | Activation::Silu => Cost::Costly,
+            _ => Cost::Cheap,
+        }
+    }
+
+    #[inline(always)]
     fn add_bias_inline(&self, out: &mut [f32], bias: &[f32]) {
         // One loop per kind, so each inner loop is branch-free and vectorises.
         match *self {
@@ -162,21 +175,18 @@ impl Activation {
     /// `delta *= f'(z)`, with `f'` taken from the layer's output `a`, or from its input `z`
     /// where the derivative needs it (then `z` must be given).
     pub fn scale_by_derivative(&self, delta: &mut [f32], a: &[f32], z: Option<&[f32]>) {
+        let (act, cost) = (*self, self.cost());
         match (self.derivative_needs_input(), z) {
-            (true, Some(z)) => elementwise::rows2(delta, z, 1, |d, z| {
-                // One loop per kind, so that the loop is branch-free and vectorizes.
-                let pairs = d.iter_mut().zip(z);
-                match *self {
-                    Activation::Silu => pairs.for_each(|(d, &z)| *d *= silu_derivative(z)),
-                    _ => pairs.for_each(|(d, &z)| *d *= self.derivative_from_input(z)),
-                }
-            }),
+            (true, Some(z)) => {
+                elementwise::rows2(delta, z, 1, cost, |d, z| scale_from_input_part(act, d, z))
+            }
             (true, None) => panic!("{} needs its layer's pre-activation", self.name()),
             _ if *self == Activation::Identity => {}
-            _ => elementwise::rows2(delta, a, 1, |d, a| self.scale_inline(d, a)),
+            _ => elementwise::rows2(delta, a, 1, cost, |d, a| scale_from_output_part(act, d, a)),
         }
     }
 
+    #[inline(always)]
     fn scale_inline(&self, delta: &mut [f32], a: &[f32]) {
         debug_assert_eq!(delta.len(), a.len());
         let pairs = delta.iter_mut().zip(a);
@@ -189,6 +199,38 @@ impl Activation {
             Activation::Tanh => pairs.for_each(|(d, &a)| *d *= 1.0 - a * a),
             Activation::Identity | Activation::Silu => {}
         }
+    }
+}
+
+widest_fn! {
+    fn add_bias_part(act: Activation, out: &mut [f32], bias: &[f32]) {
+        act.add_bias_inline(out, bias)
+    }
+}
+
+widest_fn! {
+    fn keep_input_part(act: Activation, out: &mut [f32], pre: &mut [f32], bias: &[f32]) {
+        match act {
+            Activation::Silu => keep_input_rows(out, pre, bias, silu),
+            _ => keep_input_rows(out, pre, bias, |z| act.apply(z)),
+        }
+    }
+}
+
+widest_fn! {
+    fn scale_from_input_part(act: Activation, delta: &mut [f32], z: &[f32]) {
+        // One loop per kind, so that the loop is branch-free and vectorizes.
+        let pairs = delta.iter_mut().zip(z);
+        match act {
+            Activation::Silu => pairs.for_each(|(d, &z)| *d *= silu_derivative(z)),
+            _ => pairs.for_each(|(d, &z)| *d *= act.derivative_from_input(z)),
+        }
+    }
+}
+
+widest_fn! {
+    fn scale_from_output_part(act: Activation, delta: &mut [f32], a: &[f32]) {
+        act.scale_inline(delta, a)
     }
 }
 
@@ -358,6 +400,60 @@ mod tests {
         assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
         assert!(sigmoid(f32::NAN).is_nan(), "NaN is not hidden");
         assert!(Activation::Silu.apply(f32::NAN).is_nan());
+    }
+
+    /// Whether two results are the same value (NaN matching NaN).
+    fn same(a: f32, b: f32) -> bool {
+        a == b || (a.is_nan() && b.is_nan())
+    }
+
+    #[test]
+    fn layer_passes_match_the_scalar_formulas_however_split_and_vectorized() {
+        // 64 rows of 300: split into tasks for the costly kinds; values over the range where
+        // exp over- and underflows, and a NaN.
+        let (rows, width) = (64usize, 300usize);
+        let z: Vec<f32> = (0..rows * width)
+            .map(|i| {
+                if i == 77 {
+                    f32::NAN
+                } else {
+                    ((i * 7919) % 2001) as f32 * 0.06 - 60.0
+                }
+            })
+            .collect();
+        let bias: Vec<f32> = (0..width).map(|j| (j as f32 - 150.0) * 0.01).collect();
+        let delta: Vec<f32> = (0..rows * width)
+            .map(|i| ((i % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for act in ALL {
+                let (mut out, mut kept, mut pre) = (z.clone(), z.clone(), vec![0.0; z.len()]);
+                pool.install(|| {
+                    act.add_bias_and_apply(&mut out, &bias);
+                    act.add_bias_keep_input_and_apply(&mut kept, &mut pre, &bias);
+                });
+                for i in 0..z.len() {
+                    let want = act.apply(z[i] + bias[i % width]);
+                    assert!(same(out[i], want), "{act:?} {i}: {} vs {want}", out[i]);
+                    assert!(same(kept[i], want) && same(pre[i], z[i] + bias[i % width]));
+                }
+                let mut scaled = delta.clone();
+                let input = act.derivative_needs_input().then_some(&pre[..]);
+                pool.install(|| act.scale_by_derivative(&mut scaled, &out, input));
+                for i in 0..z.len() {
+                    let want = delta[i] * act.derivative_from_input(pre[i]);
+                    assert!(
+                        same(scaled[i], want),
+                        "{act:?} f' {i}: {} vs {want}",
+                        scaled[i]
+                    );
+                }
+            }
+        }
     }
 
     #[test]

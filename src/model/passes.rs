@@ -130,7 +130,7 @@ impl Network {
             // Through a dropout mask: scaled as the forward pass scaled, and the derivative
             // taken from the output before the mask.
             if let Some((unmasked, scale)) = acts.last_mask(l - 1, n) {
-                elementwise::rows2(prev, scale, 1, |p, s| {
+                elementwise::rows2(prev, scale, 1, elementwise::Cost::Cheap, |p, s| {
                     p.iter_mut().zip(s).for_each(|(p, s)| *p *= s)
                 });
                 a = unmasked;

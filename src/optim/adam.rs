@@ -1,7 +1,7 @@
 //! adam: `m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²; p -= lr m̂ / (√v̂ + ε)`, with L2 in `g`;
 //! adamw decouples the decay instead: `p -= lr λ p` before the step.
 
-use crate::compute::elementwise;
+use crate::compute::elementwise::{self, widest_fn};
 
 #[derive(Clone, Copy, Debug)]
 pub struct AdamStep {
@@ -22,21 +22,12 @@ pub fn step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep)
     elementwise::zip4(p, g, m, v, |p, g, m, v| update(p, g, m, v, s));
 }
 
-/// The update of one piece, 8 lanes wide where the CPU has AVX. Square root and division
-/// are exact in IEEE arithmetic and nothing is fused, so both paths give the same bits.
-fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX, checked just above.
-        return unsafe { update_avx(p, g, m, v, s) };
+widest_fn! {
+    /// The update of one piece, 8 lanes wide where the CPU has AVX2. Square root and division
+    /// are exact in IEEE arithmetic and nothing is fused, so both paths give the same bits.
+    fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+        update_portable(p, g, m, v, s)
     }
-    update_portable(p, g, m, v, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn update_avx(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    update_portable(p, g, m, v, s)
 }
 
 #[inline(always)]

@@ -12,7 +12,7 @@ pub fn fused_coefficients(momentum: f32) -> (f32, f32) {
 pub fn finish_fused(p: &mut [f32], v: &mut [f32], lr: f32, l2: f32) {
     if l2 == 0.0 {
         // The velocity is only read: no store back (a third of this pass' traffic).
-        return elementwise::rows2(p, v, 1, |p, vel| {
+        return elementwise::rows2(p, v, 1, elementwise::Cost::Cheap, |p, vel| {
             for (p, v) in p.iter_mut().zip(vel) {
                 *p -= lr * *v;
             }

@@ -9,7 +9,7 @@ pub fn fused_coefficients(lr: f32, l2: f32) -> (f32, f32) {
 }
 
 pub fn step(p: &mut [f32], g: &[f32], lr: f32, l2: f32) {
-    elementwise::rows2(p, g, 1, |p, g| {
+    elementwise::rows2(p, g, 1, elementwise::Cost::Cheap, |p, g| {
         for (p, &g) in p.iter_mut().zip(g) {
             *p -= lr * (g + l2 * *p);
         }
