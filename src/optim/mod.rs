@@ -141,8 +141,8 @@ impl Optimizer {
     }
 
     /// One update from a batch's gradient products. With `buffer`, the plain gradient is
-    /// written there first (for whoever reads it after the step) and the rule applied from
-    /// it; without, a rule that [`OptimizerKind::fuses`] accumulates the products straight
+    /// written there (for whoever reads it after the step), each tensor's followed by the
+    /// rule on that tensor; without, a rule that [`OptimizerKind::fuses`] accumulates the products straight
     /// into the parameters or its velocity. Allocation-free.
     ///
     /// Panics without a buffer for a rule that cannot fuse (the workspace always has one).
