@@ -142,8 +142,8 @@ impl Optimizer {
 
     /// One update from a batch's gradient products. With `buffer`, the plain gradient is
     /// written there (for whoever reads it after the step), each tensor's followed by the
-    /// rule on that tensor; without, a rule that [`OptimizerKind::fuses`] accumulates the products straight
-    /// into the parameters or its velocity. Allocation-free.
+    /// rule on that tensor; without, a rule that [`OptimizerKind::fuses`] accumulates the
+    /// products straight into the parameters or its velocity. Allocation-free.
     ///
     /// Panics without a buffer for a rule that cannot fuse (the workspace always has one).
     pub fn update(
@@ -205,7 +205,6 @@ impl Optimizer {
         let r = seg.range.clone();
         let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
         let l2 = self.l2(seg.decay);
-        let decays = seg.decay;
         match (h.kind, self.state.as_mut_slice()) {
             (OptimizerKind::Sgd, _) => sgd::step(p, g, lr, l2),
             (OptimizerKind::Momentum, [vel]) => {
@@ -216,7 +215,7 @@ impl Optimizer {
             }
             (OptimizerKind::Adam | OptimizerKind::AdamW, [m, v]) => {
                 let t = self.steps as i32;
-                let decoupled = if decays && h.kind == OptimizerKind::AdamW {
+                let decoupled = if seg.decay && h.kind == OptimizerKind::AdamW {
                     lr * h.weight_decay
                 } else {
                     0.0
