@@ -22,7 +22,7 @@ use kernels::{Args, Lists};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 pub use transpose::Transpose;
-use transpose::{PairLists, PAIR};
+use transpose::{PairLists, FILL_ROWS, PAIR};
 
 /// Multiply-adds below which a product runs on the calling thread: rayon costs more.
 const INLINE_WORK: usize = 32 * 1024;
@@ -191,24 +191,35 @@ pub fn weight_gradient_with(
     if let Some(o) = offset {
         assert_eq!(o.len(), n, "weight_gradient: offset is not n long");
     }
+    assert!(
+        batch <= scratch.max_batch(),
+        "Transpose: batch of {batch} exceeds its max_batch {}",
+        scratch.max_batch()
+    );
     let table = kernels::zero_byte_table(table);
-    let args = Args {
-        table: &table,
-        dense: &delta[..batch * n],
-        n,
-        offset,
-        alpha,
-        beta,
-    };
-    let lists = scratch.fill(csr, samples);
-    let work = (lists.rows.len() + lists.pairs()) * n;
     let threads = rayon::current_num_threads();
-    let leaves = if threads <= 1 || work < INLINE_WORK {
-        1
-    } else {
-        threads * TASKS_PER_THREAD
-    };
-    gradient_pieces(isa, lists, &args, dw, leaves);
+    // Batches past FILL_ROWS go in turns, each adding to what the first wrote.
+    let turns = batch.div_ceil(FILL_ROWS).max(1);
+    for turn in 0..turns {
+        let rows = turn * FILL_ROWS..batch.min((turn + 1) * FILL_ROWS);
+        let first = turn == 0;
+        let args = Args {
+            table: &table,
+            dense: &delta[rows.start * n..rows.end * n],
+            n,
+            offset: if first { offset } else { None },
+            alpha,
+            beta: if first { beta } else { 1.0 },
+        };
+        let lists = scratch.fill(csr, &samples[rows]);
+        let work = (lists.len() + lists.pairs()) * n;
+        let leaves = if threads <= 1 || work < INLINE_WORK {
+            1
+        } else {
+            threads * TASKS_PER_THREAD
+        };
+        gradient_pieces(isa, lists, &args, dw, leaves);
+    }
 }
 
 /// Cuts `lists` (and `dw`, their rows) in two of about equal work until `leaves` pieces,

@@ -285,6 +285,58 @@ fn lone_pixels_of_a_pair_add_only_their_own_terms() {
     }
 }
 
+/// A batch past the 2^16 positions an entry holds goes in turns; each turn must read its own
+/// rows of `delta` and add to what the first wrote (offset, alpha and beta applied once).
+#[test]
+fn batches_past_one_fill_go_in_turns() {
+    let (width, n, rows) = (5, 3, 40);
+    let mut rng = Rng(13);
+    let data = dataset(&mut rng, rows, width, 0.5);
+    let csr = CsrBytes::from_dense(width, &data).unwrap();
+    let samples = samples(&mut rng, rows, 2 * transpose::FILL_ROWS + 123);
+    let delta = rng.floats(samples.len() * n);
+    let offset = rng.floats(n);
+    let old = rng.floats(width * n);
+    let t = table();
+    let (want, scale) = naive_gradient(
+        &data,
+        width,
+        &samples,
+        &t,
+        &delta,
+        n,
+        Some(&offset),
+        -0.5,
+        0.75,
+        &old,
+    );
+    let mut scratch = Transpose::for_csr(&csr, samples.len());
+    for &isa in Isa::available() {
+        let mut dw = old.clone();
+        weight_gradient_with(
+            isa,
+            &csr,
+            &samples,
+            &t,
+            &delta,
+            n,
+            Some(&offset),
+            -0.5,
+            0.75,
+            &mut dw,
+            &mut scratch,
+        );
+        // 130K terms summed in f32: a looser bound than `assert_close`, still far below
+        // what a missed turn or a shifted row of `delta` would give.
+        for (k, ((&g, &w), &s)) in dw.iter().zip(&want).zip(&scale).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= 1e-4 * s,
+                "{isa:?} element {k}: got {g}, want {w} (scale {s})"
+            );
+        }
+    }
+}
+
 #[test]
 fn all_zero_batch_writes_offset_and_zeros() {
     let t = table();

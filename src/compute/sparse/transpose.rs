@@ -9,9 +9,15 @@ use rayon::prelude::*;
 /// pixels are mostly nonzero together, so a pair's list is far shorter than its two pixels'
 /// lists, and the kernel loads each `δ` row once for both. Allocated once for a largest
 /// batch; [`super::weight_gradient`] refills it without allocating.
+///
+/// An entry is one `u32`: the batch position in the low 16 bits, then the pair's two bytes.
+/// One store per entry into one array keeps the fill's ~400 write streams within L1.
 #[derive(Clone, Debug)]
 pub struct Transpose {
     width: usize,
+    /// Most samples one fill takes: the batch's largest, up to [`FILL_ROWS`].
+    max_rows: usize,
+    /// The largest batch, filled in turns of `max_rows` samples.
     max_batch: usize,
     /// Pair `q` lists entries `start[q]..start[q + 1]`.
     start: Vec<usize>,
@@ -21,12 +27,13 @@ pub struct Transpose {
     /// Row `c` (pairs long) belongs to the `c`-th chunk: where it writes next in each pair's
     /// list.
     cursors: Vec<usize>,
-    rows: Vec<u32>,
-    vals: Vec<[u8; 2]>,
+    entries: Vec<u32>,
 }
 
 /// Output rows per group of the gradient kernel: a pair of pixels.
 pub(super) const PAIR: usize = 2;
+/// Most samples one fill regroups: an entry holds a batch position in 16 bits.
+pub(super) const FILL_ROWS: usize = 1 << 16;
 /// Most chunks of samples that fill a [`Transpose`] in parallel.
 const MAX_CHUNKS: usize = 16;
 /// Batch nonzeros below which one thread fills a [`Transpose`]: rayon costs more.
@@ -36,22 +43,19 @@ impl Transpose {
     /// Room for any batch of up to `max_batch` samples of `width` pixels with at most
     /// `max_row_nnz` nonzeros each.
     pub fn new(width: usize, max_batch: usize, max_row_nnz: usize) -> Self {
-        assert!(
-            u32::try_from(max_batch).is_ok(),
-            "Transpose: batch of {max_batch} exceeds u32"
-        );
         let pairs = width.div_ceil(PAIR);
-        let capacity = max_batch
+        let max_rows = max_batch.min(FILL_ROWS);
+        let capacity = max_rows
             .checked_mul(max_row_nnz.min(pairs))
             .expect("Transpose: capacity overflows usize");
         Transpose {
             width,
+            max_rows,
             max_batch,
             start: vec![0; pairs + 1],
             counts: vec![0; MAX_CHUNKS * PAIR * pairs],
             cursors: vec![0; MAX_CHUNKS * pairs],
-            rows: vec![0; capacity],
-            vals: vec![[0; 2]; capacity],
+            entries: vec![0; capacity],
         }
     }
 
@@ -63,8 +67,12 @@ impl Transpose {
     pub fn heap_bytes(&self) -> usize {
         (self.start.capacity() + self.counts.capacity() + self.cursors.capacity())
             * std::mem::size_of::<usize>()
-            + self.rows.capacity() * std::mem::size_of::<u32>()
-            + self.vals.capacity() * std::mem::size_of::<[u8; 2]>()
+            + self.entries.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// The largest batch [`super::weight_gradient`] takes with this scratch.
+    pub(super) fn max_batch(&self) -> usize {
+        self.max_batch
     }
 
     fn pairs(&self) -> usize {
@@ -73,13 +81,14 @@ impl Transpose {
 
     /// Counting sort of the batch's entries by pair, in chunks of samples on the rayon pool
     /// when large; within a pair, batch positions ascend whatever the chunks. Returns the lists.
+    /// Takes at most [`FILL_ROWS`] samples (and the `max_batch` it was made for).
     pub(super) fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> PairLists<'_> {
         assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
         assert!(
-            samples.len() <= self.max_batch,
-            "Transpose: batch of {} exceeds its max_batch {}",
+            samples.len() <= self.max_rows,
+            "Transpose: {} samples in one fill exceed its {}",
             samples.len(),
-            self.max_batch
+            self.max_rows
         );
         let pairs = self.pairs();
         let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
@@ -107,15 +116,12 @@ impl Transpose {
         }
         self.start[pairs] = total;
         assert!(
-            total <= self.rows.len(),
+            total <= self.entries.len(),
             "Transpose: batch has {total} entries, room for {} (max_row_nnz too small)",
-            self.rows.len()
+            self.entries.len()
         );
-        // A pair's byte that its sample lacks stays 0.
-        self.vals[..total].fill([0; 2]);
         let slots = Slots {
-            rows: self.rows.as_mut_ptr(),
-            vals: self.vals.as_mut_ptr(),
+            entries: self.entries.as_mut_ptr(),
             len: total,
         };
         for_each_chunk(cursors, samples, per, |cursor, part, first_row| {
@@ -125,8 +131,7 @@ impl Transpose {
         });
         PairLists {
             start: &self.start,
-            rows: &self.rows[..total],
-            vals: &self.vals[..total],
+            entries: &self.entries[..total],
         }
     }
 }
@@ -169,8 +174,7 @@ fn count_pairs(csr: &CsrBytes, samples: &[usize], counts: &mut [usize]) {
 
 /// The entries of a [`Transpose`] being filled by several chunks of samples at once.
 struct Slots {
-    rows: *mut u32,
-    vals: *mut [u8; 2],
+    entries: *mut u32,
     len: usize,
 }
 
@@ -178,8 +182,8 @@ struct Slots {
 unsafe impl Sync for Slots {}
 
 impl Slots {
-    /// Writes the entries of `samples` (batch positions from `first_row`), each at its pair's
-    /// `cursor`, advancing it.
+    /// Writes the entries of `samples` (batch positions from `first_row`, below
+    /// [`FILL_ROWS`]), each at its pair's `cursor`, advancing it.
     ///
     /// # Safety
     /// `cursor[q]` must be the first of as many slots as `count_pairs` counts for `samples` in
@@ -193,24 +197,30 @@ impl Slots {
     ) {
         for (r, &s) in samples.iter().enumerate() {
             let (cols, vals) = csr.row(s);
+            assert!(
+                first_row + r < FILL_ROWS,
+                "Transpose: batch position past u16"
+            );
+            let row = (first_row + r) as u32;
             let (mut last, mut slot) = (usize::MAX, 0);
             for (&c, &v) in cols.iter().zip(vals) {
                 let q = c as usize / PAIR;
-                // A pair's second pixel reuses its first's slot, kept in a register: reading
-                // back the cursor just stored would chain each slot on the store before it.
-                // (A branch, though a coin toss: a select that always loads measured slower
-                // at batches up to 128.)
+                let byte = u32::from(v) << (16 + 8 * (c as usize % PAIR));
+                // A pair's first pixel in the row writes the whole entry, so a byte its sample
+                // lacks is 0; its second, right after, adds its byte to the same slot, kept
+                // in a register. (A branch, though a coin toss: a select that always loads
+                // measured slower at batches up to 128.)
                 if q != last {
                     slot = cursor[q];
-                }
-                cursor[q] = slot + 1;
-                last = q;
-                assert!(slot < self.len, "Transpose: slot past the counted entries");
-                // SAFETY: `slot < len`, and it is one of the slots the caller gave this call in
-                // pair `q` (rows are walked here as in `count_pairs`).
-                unsafe {
-                    *self.rows.add(slot) = (first_row + r) as u32;
-                    (*self.vals.add(slot))[c as usize % PAIR] = v;
+                    cursor[q] = slot + 1;
+                    last = q;
+                    assert!(slot < self.len, "Transpose: slot past the counted entries");
+                    // SAFETY: `slot < len`, and it is one of the slots the caller gave this
+                    // call in pair `q` (rows are walked here as in `count_pairs`).
+                    unsafe { *self.entries.add(slot) = row | byte };
+                } else {
+                    // SAFETY: the slot this row's entry in pair `q` was just written to.
+                    unsafe { *self.entries.add(slot) |= byte };
                 }
             }
         }
@@ -218,17 +228,21 @@ impl Slots {
 }
 
 /// Filled lists of consecutive pairs of a [`Transpose`]: `start` from the first of them on,
-/// indexing the whole `rows` and `vals`.
+/// indexing the whole `entries`.
 #[derive(Clone, Copy)]
 pub(super) struct PairLists<'a> {
     pub start: &'a [usize],
-    pub rows: &'a [u32],
-    vals: &'a [[u8; 2]],
+    entries: &'a [u32],
 }
 
 impl<'a> PairLists<'a> {
     pub fn pairs(&self) -> usize {
         self.start.len() - 1
+    }
+
+    /// Entries in all the lists.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Splits before pair `mid` (counted from the first of these pairs).
@@ -254,7 +268,9 @@ impl kernels::Lists<PAIR> for PairLists<'_> {
     #[inline]
     fn entries(&self, q: usize) -> impl Iterator<Item = (usize, [u8; PAIR])> + '_ {
         let (a, b) = (self.start[q], self.start[q + 1]);
-        let rows = self.rows[a..b].iter().map(|&r| r as usize);
-        rows.zip(self.vals[a..b].iter().copied())
+        self.entries[a..b].iter().map(|&e| {
+            let [r0, r1, b0, b1] = e.to_le_bytes();
+            (usize::from(u16::from_le_bytes([r0, r1])), [b0, b1])
+        })
     }
 }
