@@ -219,14 +219,15 @@ fn gradient_matches_naive_on_every_isa() {
     }
 }
 
-/// `weight_gradient_with(isa, ..)` into a copy of `old`, with `alpha = -0.5`, `beta = 0.75`
-/// and no offset.
+/// `weight_gradient_with(isa, ..)` into a copy of `old`, with `alpha = -0.5` and
+/// `beta = 0.75`.
 fn gradient_of(
     isa: Isa,
     csr: &CsrBytes,
     samples: &[usize],
     delta: &[f32],
     n: usize,
+    offset: Option<&[f32]>,
     old: &[f32],
 ) -> Vec<f32> {
     let mut dw = old.to_vec();
@@ -239,7 +240,7 @@ fn gradient_of(
         &t,
         delta,
         n,
-        None,
+        offset,
         -0.5,
         0.75,
         &mut dw,
@@ -279,7 +280,7 @@ fn lone_pixels_of_a_pair_add_only_their_own_terms() {
         let (want, scale) =
             naive_gradient(&data, width, samples, &t, &delta, n, None, -0.5, 0.75, &old);
         for &isa in Isa::available() {
-            let dw = gradient_of(isa, &csr, samples, &delta, n, &old);
+            let dw = gradient_of(isa, &csr, samples, &delta, n, None, &old);
             assert_close(&dw, &want, &scale, &format!("{isa:?} samples {samples:?}"));
         }
     }
@@ -296,36 +297,13 @@ fn batches_past_one_fill_go_in_turns() {
     let samples = samples(&mut rng, rows, 2 * transpose::FILL_ROWS + 123);
     let delta = rng.floats(samples.len() * n);
     let offset = rng.floats(n);
+    let off = Some(&offset[..]);
     let old = rng.floats(width * n);
     let t = table();
-    let (want, scale) = naive_gradient(
-        &data,
-        width,
-        &samples,
-        &t,
-        &delta,
-        n,
-        Some(&offset),
-        -0.5,
-        0.75,
-        &old,
-    );
-    let mut scratch = Transpose::for_csr(&csr, samples.len());
+    let (want, scale) =
+        naive_gradient(&data, width, &samples, &t, &delta, n, off, -0.5, 0.75, &old);
     for &isa in Isa::available() {
-        let mut dw = old.clone();
-        weight_gradient_with(
-            isa,
-            &csr,
-            &samples,
-            &t,
-            &delta,
-            n,
-            Some(&offset),
-            -0.5,
-            0.75,
-            &mut dw,
-            &mut scratch,
-        );
+        let dw = gradient_of(isa, &csr, &samples, &delta, n, off, &old);
         // 130K terms summed in f32: a looser bound than `assert_close`, still far below
         // what a missed turn or a shifted row of `delta` would give.
         for (k, ((&g, &w), &s)) in dw.iter().zip(&want).zip(&scale).enumerate() {
