@@ -15,9 +15,7 @@ use rayon::prelude::*;
 #[derive(Clone, Debug)]
 pub struct Transpose {
     width: usize,
-    /// Most samples one fill takes: the batch's largest, up to [`FILL_ROWS`].
-    max_rows: usize,
-    /// The largest batch, filled in turns of `max_rows` samples.
+    /// The largest batch, filled in turns of up to [`FILL_ROWS`] samples.
     max_batch: usize,
     /// Pair `q` lists entries `start[q]..start[q + 1]`.
     start: Vec<usize>,
@@ -44,13 +42,12 @@ impl Transpose {
     /// `max_row_nnz` nonzeros each.
     pub fn new(width: usize, max_batch: usize, max_row_nnz: usize) -> Self {
         let pairs = width.div_ceil(PAIR);
-        let max_rows = max_batch.min(FILL_ROWS);
-        let capacity = max_rows
+        let capacity = max_batch
+            .min(FILL_ROWS)
             .checked_mul(max_row_nnz.min(pairs))
             .expect("Transpose: capacity overflows usize");
         Transpose {
             width,
-            max_rows,
             max_batch,
             start: vec![0; pairs + 1],
             counts: vec![0; MAX_CHUNKS * PAIR * pairs],
@@ -84,11 +81,11 @@ impl Transpose {
     /// Takes at most [`FILL_ROWS`] samples (and the `max_batch` it was made for).
     pub(super) fn fill(&mut self, csr: &CsrBytes, samples: &[usize]) -> PairLists<'_> {
         assert_eq!(self.width, csr.width(), "Transpose: width mismatch");
+        let max_rows = self.max_batch.min(FILL_ROWS);
         assert!(
-            samples.len() <= self.max_rows,
-            "Transpose: {} samples in one fill exceed its {}",
+            samples.len() <= max_rows,
+            "Transpose: {} samples in one fill exceed its {max_rows}",
             samples.len(),
-            self.max_rows
         );
         let pairs = self.pairs();
         let nnz: usize = samples.iter().map(|&s| csr.row_nnz(s)).sum();
@@ -197,10 +194,8 @@ impl Slots {
     ) {
         for (r, &s) in samples.iter().enumerate() {
             let (cols, vals) = csr.row(s);
-            assert!(
-                first_row + r < FILL_ROWS,
-                "Transpose: batch position past u16"
-            );
+            // `fill` takes at most FILL_ROWS samples, so the position fits its 16 bits.
+            debug_assert!(first_row + r < FILL_ROWS);
             let row = (first_row + r) as u32;
             let (mut last, mut slot) = (usize::MAX, 0);
             for (&c, &v) in cols.iter().zip(vals) {
