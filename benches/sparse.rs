@@ -159,7 +159,7 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
                 g.bench_function(id, |b| {
                     b.iter_custom(|iters| {
                         in_pool(pool, iters, || {
-                            forward_with(isa, &csr, &samples, &table, &w, H, &mut out)
+                            forward_with(isa, &csr, &samples, &table, &w, H, H, &mut out)
                         })
                     })
                 });

@@ -35,7 +35,8 @@ pub fn step_products(
         if let (0, Some(x)) = (l, sparse_rows) {
             let out = rest[0].as_slice_mut().expect("row-major");
             let w = &net.params[net.weight_info(0).range()];
-            sparse::forward(x.csr, x.rows, x.table, w, w.len() / x.csr.width(), out);
+            let n = w.len() / x.csr.width();
+            sparse::forward(x.csr, x.rows, x.table, w, n, out, &mut acts.first_weights);
             continue;
         }
         gemm(

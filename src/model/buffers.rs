@@ -2,7 +2,7 @@
 
 use super::architecture::Architecture;
 use super::dropout::{DropoutLayer, Mask};
-use crate::compute::sparse::{CsrBytes, Transpose};
+use crate::compute::sparse::{AlignedRows, CsrBytes, Transpose};
 use ndarray::{s, Array2, ArrayView2};
 
 /// Per-layer outputs for up to `capacity` rows; `bufs[0]` is the input batch,
@@ -15,6 +15,9 @@ pub struct Activations {
     pub pre: Vec<Option<Array2<f32>>>,
     /// The first layer's bias with a sparse input's mean subtraction folded in.
     pub first_bias: Vec<f32>,
+    /// The first layer's weights as the sparse forward kernel reads them (sized by the first
+    /// sparse forward pass).
+    pub first_weights: AlignedRows,
     /// Per layer, its dropout buffers (hidden layers with a rate above 0, training only).
     pub dropout: Vec<Option<DropoutLayer>>,
     /// The masks the last forward pass applied (`None`: it applied none).
@@ -39,6 +42,7 @@ impl Activations {
                 })
                 .collect(),
             first_bias: vec![0.0; arch.layers.first().map_or(0, |l| l.outputs)],
+            first_weights: AlignedRows::default(),
             dropout: vec![None; arch.layers.len()],
             mask: None,
         }

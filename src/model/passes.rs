@@ -61,7 +61,8 @@ impl Network {
                 Input::Sparse(x) if l == 0 => {
                     let w = &self.params[self.weight_info(0).range()];
                     let out = out.as_slice_mut().expect("row-major buffer");
-                    sparse::forward(x.csr, x.rows, x.table, w, layer.outputs, out);
+                    let aligned = &mut acts.first_weights;
+                    sparse::forward(x.csr, x.rows, x.table, w, layer.outputs, out, aligned);
                     if x.add != 0.0 {
                         let folded = &mut acts.first_bias;
                         elementwise::column_sums(w, layer.outputs, folded, x.add, 0.0);

@@ -11,15 +11,20 @@
 //! Groups go in tiles; within a tile, blocks go column-outer, groups-inner, so a column
 //! block of `dense` stays in L2 across the tile's groups.
 
+use super::tiles::{for_each_tile, Cuts};
 use super::Isa;
+use std::ops::Range;
 
 /// Sparse lists in groups of `G` output rows: list `i` names rows of `dense`, each with one
 /// byte per row of group `i`.
 pub(super) trait Lists<const G: usize>: Sync {
     /// Entries of list `i`.
     fn len(&self, i: usize) -> usize;
-    /// List `i`'s entries: a row of `dense` and its bytes.
-    fn entries(&self, i: usize) -> impl Iterator<Item = (usize, [u8; G])> + '_;
+    /// Entries `range` of list `i`: a row of `dense` and its bytes, rows ascending.
+    fn entries(&self, i: usize, range: Range<usize>)
+        -> impl Iterator<Item = (usize, [u8; G])> + '_;
+    /// The first entry of list `i` at or after `from` whose row of `dense` is `row` or later.
+    fn seek(&self, i: usize, from: usize, row: usize) -> usize;
 }
 
 /// What is shared by every row of one product.
@@ -27,12 +32,17 @@ pub(super) trait Lists<const G: usize>: Sync {
 pub(super) struct Args<'a> {
     /// A byte's value; `table[0] == 0` (see [`zero_byte_table`]).
     pub table: &'a [f32; 256],
-    /// Row-major, rows of `n`.
+    /// Row-major, rows `ld` floats apart, of which the first `n` are used.
     pub dense: &'a [f32],
+    pub ld: usize,
+    /// Columns of the product (and the row length of `out`).
     pub n: usize,
     pub offset: Option<&'a [f32]>,
     pub alpha: f32,
     pub beta: f32,
+    /// Take the entries in bands of `dense` rows (see [`Cuts`]); needs `alpha == 1` and
+    /// `beta == 0`, since a band's partial sums wait in `out`.
+    pub banded: bool,
 }
 
 /// `table` with `table[0] = 0`: a group's row that lacks an entry another row has gets byte 0,
@@ -41,38 +51,6 @@ pub(super) fn zero_byte_table(table: &[f32; 256]) -> [f32; 256] {
     let mut t = *table;
     t[0] = 0.0;
     t
-}
-
-/// Sparse entries per tile of groups: with a column block of `dense` (~200 KB), the tile's
-/// lists and output stay within L2 while all its blocks are swept.
-const TILE_ENTRIES: usize = 8 * 1024;
-
-/// Cuts the groups of `out` (whole rows of `n`, `G` rows a group, the last group possibly
-/// shorter) into consecutive tiles of about [`TILE_ENTRIES`] entries; calls
-/// `f(first group, tile's rows of out)`. Only the order of work changes, never a row's terms.
-fn for_each_tile<const G: usize, L: Lists<G>>(
-    lists: &L,
-    first: usize,
-    n: usize,
-    out: &mut [f32],
-    mut f: impl FnMut(usize, &mut [f32]),
-) {
-    let groups = (out.len() / n).div_ceil(G);
-    let mut rest = out;
-    let mut start = 0;
-    while start < groups {
-        let mut end = start;
-        let mut entries = 0;
-        while end < groups && entries < TILE_ENTRIES {
-            entries += lists.len(first + end);
-            end += 1;
-        }
-        let take = ((end - start) * G * n).min(rest.len());
-        let (tile, tail) = std::mem::take(&mut rest).split_at_mut(take);
-        f(first + start, tile);
-        rest = tail;
-        start = end;
-    }
 }
 
 /// Groups `first..` of the product into `out` (whole rows of `a.n`; the last group may have
@@ -153,24 +131,37 @@ macro_rules! simd_kernels {
             let n = a.n;
             let width = super::vectors_per_row(G) * W;
             super::for_each_tile(lists, first, n, out, |first, out| {
+                let groups = out.len().div_ceil(G * n);
+                let cuts = super::Cuts::new(lists, first, groups, a, width);
                 for j0 in (0..n).step_by(width) {
                     let len = width.min(n - j0);
                     let mask = tail_mask(len % W);
-                    for (i, rows) in out.chunks_mut(G * n).enumerate() {
-                        let list = lists.entries(first + i);
-                        dispatch!(G, len, W, block(list, a, j0, len, mask, rows));
+                    for band in 0..cuts.bands {
+                        for (i, rows) in out.chunks_mut(G * n).enumerate() {
+                            let range = cuts.range(i, band);
+                            // Every group's first band writes its rows; later ones add.
+                            let resume = band > 0;
+                            if resume && range.is_empty() {
+                                continue;
+                            }
+                            let list = lists.entries(first + i, range);
+                            dispatch!(G, len, W, block(list, a, resume, j0, len, mask, rows));
+                        }
                     }
                 }
             });
         }
 
         /// Block `[j0, j0 + len)` of a group's rows (`rows`: up to `G` rows of `a.n`): NV full
-        /// vectors, plus a masked one if T.
+        /// vectors, plus a masked one if T. With `resume`, the sums start from what `rows`
+        /// hold (an earlier band's).
         #[target_feature(enable = $feature)]
         #[inline]
+        #[allow(clippy::too_many_arguments)]
         fn block<const G: usize, const NV: usize, const T: bool, I>(
             list: I,
             a: &Args,
+            resume: bool,
             j0: usize,
             len: usize,
             mask: M,
@@ -181,7 +172,20 @@ macro_rules! simd_kernels {
             debug_assert!(len >= NV * W && len <= (NV + T as usize) * W);
             let mut acc = [[zero(); NV]; G];
             let mut acc_t = [zero(); G];
-            if let Some(off) = a.offset {
+            if resume {
+                for (g, row) in rows.chunks_exact(a.n).enumerate() {
+                    let p = row[j0..j0 + len].as_ptr();
+                    // SAFETY: `p` has `len` floats, read as `off` below.
+                    unsafe {
+                        for (q, r) in acc[g].iter_mut().enumerate() {
+                            *r = load(p.add(q * W));
+                        }
+                        if T {
+                            acc_t[g] = load_tail(p.add(NV * W), mask);
+                        }
+                    }
+                }
+            } else if let Some(off) = a.offset {
                 let off = &off[j0..j0 + len];
                 // SAFETY: `off` has `len` floats: NV*W full lanes, then the tail masked to `len`.
                 unsafe {
@@ -200,7 +204,7 @@ macro_rules! simd_kernels {
                 for (v, &b) in s.iter_mut().zip(&bytes) {
                     *v = splat(a.table[b as usize]);
                 }
-                let start = c * a.n + j0;
+                let start = c * a.ld + j0;
                 let row = &a.dense[start..start + len];
                 // SAFETY: `row` has `len` floats, read as for `off` above.
                 unsafe {
@@ -401,8 +405,8 @@ mod portable {
                         acc[..len].copy_from_slice(&off[j0..j0 + len]);
                     }
                 }
-                for (c, bytes) in lists.entries(first + i) {
-                    let start = c * n + j0;
+                for (c, bytes) in lists.entries(first + i, 0..lists.len(first + i)) {
+                    let start = c * a.ld + j0;
                     let row = &a.dense[start..start + len];
                     for (acc, b) in buf.iter_mut().zip(bytes) {
                         let s = a.table[b as usize];

@@ -3,6 +3,7 @@
 
 use super::{kernels, CsrBytes};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// A batch's nonzeros regrouped by pairs of columns: for pixels `2q` and `2q + 1`, the
 /// samples (positions in the batch) that have either, with both pixels' bytes. Neighbouring
@@ -240,6 +241,11 @@ impl<'a> PairLists<'a> {
         self.entries.len()
     }
 
+    /// Pair `q`'s entries.
+    fn list(&self, q: usize) -> &'a [u32] {
+        &self.entries[self.start[q]..self.start[q + 1]]
+    }
+
     /// Splits before pair `mid` (counted from the first of these pairs).
     pub fn split_at(self, mid: usize) -> (PairLists<'a>, PairLists<'a>) {
         let left = PairLists {
@@ -261,11 +267,18 @@ impl kernels::Lists<PAIR> for PairLists<'_> {
     }
 
     #[inline]
-    fn entries(&self, q: usize) -> impl Iterator<Item = (usize, [u8; PAIR])> + '_ {
-        let (a, b) = (self.start[q], self.start[q + 1]);
-        self.entries[a..b].iter().map(|&e| {
+    fn entries(
+        &self,
+        q: usize,
+        range: Range<usize>,
+    ) -> impl Iterator<Item = (usize, [u8; PAIR])> + '_ {
+        self.list(q)[range].iter().map(|&e| {
             let [r0, r1, b0, b1] = e.to_le_bytes();
             (usize::from(u16::from_le_bytes([r0, r1])), [b0, b1])
         })
+    }
+
+    fn seek(&self, q: usize, from: usize, row: usize) -> usize {
+        from + self.list(q)[from..].partition_point(|&e| ((e & 0xFFFF) as usize) < row)
     }
 }

@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod bands;
+
 /// SplitMix64: deterministic and dependency-free.
 struct Rng(u64);
 
@@ -152,11 +154,16 @@ fn forward_matches_naive_on_every_isa() {
                 let samples = samples(&mut rng, rows, batch);
                 let w = rng.floats(width * n);
                 let (want, scale) = naive_forward(&data, width, &samples, &t, &w, n);
-                for &isa in Isa::available() {
+                let mut aligned = AlignedRows::default();
+                let (padded, ld) = aligned.copy_of(&w, n);
+                for (&isa, (w, ld)) in Isa::available()
+                    .iter()
+                    .flat_map(|i| [(i, (&w[..], n)), (i, (padded, ld))])
+                {
                     // One spare row of NaN: must be left alone.
                     let mut out = vec![f32::NAN; (batch + 1) * n];
-                    forward_with(isa, &csr, &samples, &t, &w, n, &mut out);
-                    let what = format!("{isa:?} width {width} density {density} n {n}");
+                    forward_with(isa, &csr, &samples, &t, w, ld, n, &mut out);
+                    let what = format!("{isa:?} width {width} density {density} n {n} ld {ld}");
                     assert_close(&out[..batch * n], &want, &scale, &what);
                     assert!(
                         out[batch * n..].iter().all(|x| x.is_nan()),
@@ -332,6 +339,7 @@ fn all_zero_batch_writes_offset_and_zeros() {
             &t,
             &vec![1.0; width * n],
             n,
+            n,
             &mut out,
         );
         assert!(out.iter().all(|&x| x == 0.0), "{isa:?}");
@@ -366,7 +374,7 @@ fn empty_batch_only_scales() {
     let mut scratch = Transpose::for_csr(&csr, 2);
     for &isa in Isa::available() {
         let mut out: Vec<f32> = vec![];
-        forward_with(isa, &csr, &[], &t, &[1.0; 6], 2, &mut out);
+        forward_with(isa, &csr, &[], &t, &[1.0; 6], 2, 2, &mut out);
         let mut dw = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         weight_gradient_with(
             isa,
@@ -414,7 +422,7 @@ fn results_do_not_depend_on_thread_count_at(width: usize) {
                 .unwrap();
             pool.install(|| {
                 let mut out = vec![0.0; batch * n];
-                forward_with(isa, &csr, &samples, &t, &w, n, &mut out);
+                forward_with(isa, &csr, &samples, &t, &w, n, n, &mut out);
                 let mut dw = old.clone();
                 let mut scratch = Transpose::for_csr(&csr, batch);
                 weight_gradient_with(
