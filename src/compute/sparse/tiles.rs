@@ -1,8 +1,38 @@
-//! How the kernels walk a product: tiles of groups whose output and lists stay in cache, and,
-//! within a tile, bands of `dense` rows.
+//! A sparse product as the kernels see it (its lists and arguments), and how they walk it:
+//! tiles of groups whose output and lists stay in cache, and, within a tile, bands of `dense`
+//! rows.
 
-use super::kernels::{Args, Lists};
 use std::ops::Range;
+
+/// Sparse lists in groups of `G` output rows: list `i` names rows of `dense`, each with one
+/// byte per row of group `i`.
+pub(super) trait Lists<const G: usize>: Sync {
+    /// Entries of list `i`.
+    fn len(&self, i: usize) -> usize;
+    /// Entries `range` of list `i`: a row of `dense` and its bytes, rows ascending.
+    fn entries(&self, i: usize, range: Range<usize>)
+        -> impl Iterator<Item = (usize, [u8; G])> + '_;
+    /// The first entry of list `i` at or after `from` whose row of `dense` is `row` or later.
+    fn seek(&self, i: usize, from: usize, row: usize) -> usize;
+}
+
+/// What is shared by every row of one product.
+#[derive(Clone, Copy)]
+pub(super) struct Args<'a> {
+    /// A byte's value; `table[0] == 0` (the kernels' `zero_byte_table`).
+    pub table: &'a [f32; 256],
+    /// Row-major, rows `ld` floats apart, of which the first `n` are used.
+    pub dense: &'a [f32],
+    pub ld: usize,
+    /// Columns of the product (and the row length of `out`).
+    pub n: usize,
+    pub offset: Option<&'a [f32]>,
+    pub alpha: f32,
+    pub beta: f32,
+    /// Take the entries in bands of `dense` rows (see [`Cuts`]); needs `alpha == 1` and
+    /// `beta == 0`, since a band's partial sums wait in `out`.
+    pub banded: bool,
+}
 
 /// Sparse entries per tile of groups: with a column block of `dense` (~200 KB), the tile's
 /// lists and output stay within L2 while all its blocks are swept.
