@@ -3,10 +3,14 @@
 //! Data: MNIST training images when the gzipped IDX file is there, and synthetic bytes at
 //! density 0.19 (nonzeros uniform in 1..=255). Each product runs with 1 and 2 threads
 //! (OpenBLAS threads and a rayon pool set alike), and the sparse one on every ISA at 1 thread.
+//! `sparse_trainer` is the forward as training calls it (`sparse::forward`: the detected ISA,
+//! and from batch ~64 on MNIST the line-aligned copy of the weights, its cost included).
 
 extern crate blas_src;
 
-use backprop::compute::sparse::{forward_with, weight_gradient_with, CsrBytes, Isa, Transpose};
+use backprop::compute::sparse::{
+    forward, forward_with, weight_gradient_with, AlignedRows, CsrBytes, Isa, Transpose,
+};
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use criterion::{BenchmarkId, Criterion};
 use std::ffi::CStr;
@@ -143,6 +147,7 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
         let mut out = vec![0.0f32; batch * H];
         let mut dw = vec![0.0f32; K * H];
         let mut scratch = Transpose::for_csr(&csr, batch);
+        let mut aligned = AlignedRows::default();
 
         let mut g = c.benchmark_group(format!("{name}/forward"));
         for (p, pool) in pools.iter().enumerate() {
@@ -164,6 +169,16 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
                     })
                 });
             }
+            // What training runs: the detected ISA, reading a line-aligned copy of `w` (made
+            // on every call) when the batch is large enough.
+            let id = BenchmarkId::new(format!("sparse_trainer_t{t}"), batch);
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    in_pool(pool, iters, || {
+                        forward(&csr, &samples, &table, &w, H, &mut out, &mut aligned)
+                    })
+                })
+            });
         }
         g.finish();
 
