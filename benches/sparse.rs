@@ -8,11 +8,13 @@
 
 extern crate blas_src;
 
+use backprop::compute::rng::Rng;
 use backprop::compute::sparse::{
     forward, forward_with, weight_gradient_with, AlignedRows, CsrBytes, Isa, Transpose,
 };
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use criterion::{BenchmarkId, Criterion};
+use rand::{RngExt, SeedableRng};
 use std::ffi::CStr;
 use std::hint::black_box;
 use std::io::Read;
@@ -32,30 +34,16 @@ const MNIST: &str = concat!(
     "/data/mnist/train-images-idx3-ubyte.gz"
 );
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn floats(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.unit() * 2.0 - 1.0).collect()
-    }
+/// Uniform floats in [-1, 1).
+fn floats(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
 fn synthetic(rows: usize, rng: &mut Rng) -> Vec<u8> {
     (0..rows * K)
         .map(|_| {
-            if rng.unit() < 0.19 {
-                1 + (rng.next() % 255) as u8
+            if rng.random::<f32>() < 0.19 {
+                rng.random_range(1..=255u8)
             } else {
                 0
             }
@@ -132,18 +120,18 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
     for (v, x) in table.iter_mut().enumerate() {
         *x = v as f32 / 255.0;
     }
-    let mut rng = Rng(7);
-    let w = rng.floats(K * H);
+    let mut rng = Rng::seed_from_u64(7);
+    let w = floats(&mut rng, K * H);
     for &batch in &BATCHES {
         // A fixed random batch; dense X is the same rows through the same table.
         let samples: Vec<usize> = (0..batch)
-            .map(|_| (rng.next() % csr.rows() as u64) as usize)
+            .map(|_| rng.random_range(0..csr.rows()))
             .collect();
         let x: Vec<f32> = samples
             .iter()
             .flat_map(|&s| data[s * K..(s + 1) * K].iter().map(|&b| table[b as usize]))
             .collect();
-        let delta = rng.floats(batch * H);
+        let delta = floats(&mut rng, batch * H);
         let mut out = vec![0.0f32; batch * H];
         let mut dw = vec![0.0f32; K * H];
         let mut scratch = Transpose::for_csr(&csr, batch);
@@ -248,7 +236,7 @@ fn main() {
     } else {
         eprintln!("no MNIST at {MNIST}: synthetic data only");
     }
-    let synth = synthetic(10_000, &mut Rng(11));
+    let synth = synthetic(10_000, &mut Rng::seed_from_u64(11));
     bench_dataset(&mut c, "synthetic", &synth, &pools);
     c.final_summary();
 }

@@ -4,16 +4,14 @@ use super::*;
 
 mod bands;
 
-/// SplitMix64: deterministic and dependency-free.
+/// SplitMix64 (the crate's), as a stream: deterministic and cheap.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
+        let z = crate::compute::rng::splitmix64(self.0);
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        z
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
