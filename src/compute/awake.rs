@@ -29,6 +29,17 @@ pub fn with_workers_awake<R>(body: impl FnOnce() -> R) -> R {
     }
 }
 
+/// [`with_workers_awake`] when `poll`, else `body` alone: where a loop hands the other
+/// workers nothing (every product too small to cut), a polling core only slows the one that
+/// works.
+pub fn with_workers_awake_if<R>(poll: bool, body: impl FnOnce() -> R) -> R {
+    if poll {
+        with_workers_awake(body)
+    } else {
+        body()
+    }
+}
+
 struct Keepers {
     /// How many keepers started, with [`CLOSED`] set once the body runs.
     state: AtomicUsize,

@@ -2,6 +2,7 @@
 //! matrix product of training and evaluation goes through [`gemm`], which cuts a large
 //! product over the rayon pool it runs in; OpenBLAS itself always runs single-threaded.
 
+use super::small;
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use std::ffi::CStr;
@@ -12,7 +13,11 @@ extern "C" {
     fn openblas_set_num_threads(num_threads: c_int);
     fn openblas_get_corename() -> *const c_char;
     fn openblas_get_config() -> *const c_char;
+    fn openblas_get_parallel() -> c_int;
 }
+
+/// `openblas_get_parallel`'s answer for a build with its own pthreads pool.
+const OPENBLAS_PTHREADS: c_int = 1;
 
 /// Whether an operand enters the product as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +31,14 @@ impl Op {
         match self {
             Op::N => CBLAS_TRANSPOSE::CblasNoTrans,
             Op::T => CBLAS_TRANSPOSE::CblasTrans,
+        }
+    }
+
+    /// The operand as it enters the product (a transposed view, never a copy).
+    fn view(self, x: ArrayView2<f32>) -> ArrayView2<f32> {
+        match self {
+            Op::N => x,
+            Op::T => x.reversed_axes(),
         }
     }
 
@@ -58,8 +71,9 @@ fn blas_int(n: usize) -> c_int {
 
 /// `c = alpha * op_a(a) * op_b(b) + beta * c`, row-major, transposes by flag (never by copy).
 ///
-/// Shapes are checked; a mismatch is a programming error and panics. A product of over
-/// 128K multiply-adds is cut into one piece per thread of the current rayon pool.
+/// Shapes are checked; a mismatch is a programming error and panics. A product of at most
+/// [`small::MAX_MACS`] multiply-adds runs as a plain loop, and one of over 128K is cut into
+/// one piece per thread of the current rayon pool.
 pub fn gemm(
     alpha: f32,
     a: ArrayView2<f32>,
@@ -79,6 +93,9 @@ pub fn gemm(
     if k == 0 {
         c.map_inplace(|v| *v *= beta);
         return;
+    }
+    if m * n * k <= small::MAX_MACS {
+        return small::product(alpha, op_a.view(a), op_b.view(b), beta, c);
     }
     single_threaded_openblas();
     let parts = if m * n * k < MIN_SPLIT_MACS {
@@ -103,6 +120,12 @@ pub fn gemm(
 /// while the other core waited; cutting them took interleaved epochs from 0.70 to 0.61 s at
 /// batch 128 and from 1.9 to 1.5 s at batch 8.)
 const MIN_SPLIT_MACS: usize = 1 << 17;
+
+/// Whether [`gemm`] cuts a product of `macs` multiply-adds between the pool's threads.
+pub fn cuts(macs: usize) -> bool {
+    macs >= MIN_SPLIT_MACS && threads() > 1
+}
+
 /// Parts are cut at multiples of this many rows (or columns), a multiple of every sgemm
 /// kernel's register tile, so that no part ends in a narrow edge kernel it could avoid.
 const SPLIT_ALIGN: usize = 16;
@@ -199,6 +222,34 @@ fn single_threaded_openblas() {
     ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
 }
 
+/// Ends OpenBLAS' own pool of threads, which no product here ever uses.
+///
+/// A pthreads OpenBLAS starts its pool when it is loaded, and each of its threads spins on
+/// `sched_yield` for ~0.1 s before it sleeps. On 2 cores that took a core from the first
+/// tenth of a second of every run: all of an online sine run (1.5 µs per step instead of
+/// 0.95). `blas_thread_shutdown_` is OpenBLAS' own (its fork handler), exported but in no
+/// header, so it is looked up by name; where it is missing the pool is left to fall asleep.
+///
+/// Call it first thing in a program's `main`, like [`super::coretype::ensure_fast_blas_core`]:
+/// nothing else may be inside OpenBLAS while its pool is taken down.
+pub fn end_openblas_pool() {
+    single_threaded_openblas();
+    // SAFETY: a plain query of how the library was built.
+    if unsafe { openblas_get_parallel() } != OPENBLAS_PTHREADS {
+        return;
+    }
+    // SAFETY: a lookup among the loaded symbols; the name is NUL-terminated.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"blas_thread_shutdown_".as_ptr()) };
+    if symbol.is_null() {
+        return;
+    }
+    // SAFETY: OpenBLAS defines `int blas_thread_shutdown_(void)`; it wakes, joins and forgets
+    // the pool's threads. The caller guarantees no call is in flight, and with one thread
+    // per call OpenBLAS never queues work to the pool again.
+    let shutdown: extern "C" fn() -> c_int = unsafe { std::mem::transmute(symbol) };
+    shutdown();
+}
+
 /// The tasks a large product outside a serial scope is cut into: the threads of the rayon
 /// pool it runs in (the global pool outside any).
 pub fn threads() -> usize {
@@ -247,7 +298,7 @@ pub fn describe() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, s, Array2};
+    use ndarray::{s, Array2};
 
     fn naive(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f32> {
         let mut c = Array2::zeros((a.nrows(), b.ncols()));
@@ -259,51 +310,88 @@ mod tests {
         c
     }
 
+    /// Whole numbers, so that every path's sums are exact whatever their order.
+    fn whole(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 7 + j * 3 + seed) % 9) as f32 - 4.0
+        })
+    }
+
+    /// Each test runs on a product for the small loop and one for `sgemm`.
+    const SCALES: [usize; 2] = [1, 6];
+
     #[test]
     fn products_with_every_transpose_flag_match_the_definition() {
-        let a = array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
-        let b = array![[1.0f32, -1.0], [0.5, 2.0], [3.0, 0.0]];
-        let want = naive(&a, &b);
-        let at = a.t().as_standard_layout().into_owned();
-        let bt = b.t().as_standard_layout().into_owned();
-        for (av, oa) in [(a.view(), Op::N), (at.view(), Op::T)] {
-            for (bv, ob) in [(b.view(), Op::N), (bt.view(), Op::T)] {
-                // beta = 0 overwrites: NaN in `c` does not carry over.
-                let mut c = Array2::from_elem((2, 2), f32::NAN);
-                gemm(1.0, av, oa, bv, ob, 0.0, c.view_mut());
-                assert_eq!(c, want, "flags {oa:?} {ob:?}");
+        for scale in SCALES {
+            let (a, b) = (
+                whole(2 * scale, 3 * scale, 1),
+                whole(3 * scale, 2 * scale, 2),
+            );
+            assert_eq!(scale == 1, 2 * 3 * 2 * scale.pow(3) <= small::MAX_MACS);
+            let want = naive(&a, &b);
+            let at = a.t().as_standard_layout().into_owned();
+            let bt = b.t().as_standard_layout().into_owned();
+            for (av, oa) in [(a.view(), Op::N), (at.view(), Op::T)] {
+                for (bv, ob) in [(b.view(), Op::N), (bt.view(), Op::T)] {
+                    // beta = 0 overwrites: NaN in `c` does not carry over.
+                    let mut c = Array2::from_elem(want.dim(), f32::NAN);
+                    gemm(1.0, av, oa, bv, ob, 0.0, c.view_mut());
+                    assert_eq!(c, want, "flags {oa:?} {ob:?}, scale {scale}");
+                }
             }
         }
     }
 
     #[test]
     fn beta_accumulates_and_row_subviews_are_honoured() {
-        let a = Array2::from_shape_fn((5, 4), |(i, j)| (i * 4 + j) as f32);
-        let b = Array2::from_shape_fn((4, 3), |(i, j)| (i as f32) - (j as f32));
-        let mut c = Array2::from_elem((5, 3), 1.0f32);
-        // Only the first 3 rows of `a` and `c`, as for a partial last batch.
-        gemm(
-            2.0,
-            a.slice(s![..3, ..]),
-            Op::N,
-            b.view(),
-            Op::N,
-            1.0,
-            c.slice_mut(s![..3, ..]),
-        );
-        let want = naive(&a.slice(s![..3, ..]).to_owned(), &b) * 2.0 + 1.0;
-        assert_eq!(c.slice(s![..3, ..]), want);
-        assert!(c.slice(s![3.., ..]).iter().all(|&v| v == 1.0));
-        // beta = 0 into columns 1.. of `c`: column 0 and the rows below stay as they were.
-        let mut c = Array2::from_elem((5, 4), -3.0f32);
-        let (a3, b2) = (a.slice(s![..3, ..]), b.slice(s![.., ..2]));
-        gemm(1.0, a3, Op::N, b2, Op::N, 0.0, c.slice_mut(s![..3, 1..3]));
-        assert_eq!(
-            c.slice(s![..3, 1..3]),
-            naive(&a3.to_owned(), &b2.to_owned())
-        );
-        assert!(c.column(0).iter().chain(c.column(3)).all(|&v| v == -3.0));
-        assert!(c.slice(s![3.., ..]).iter().all(|&v| v == -3.0));
+        for k in SCALES {
+            let (rows, used) = (5 * k, 3 * k);
+            let a = whole(rows, 4 * k, 3);
+            let b = whole(4 * k, 3 * k, 4);
+            let mut c = Array2::from_elem((rows, 3 * k), 1.0f32);
+            // Only the first rows of `a` and `c`, as for a partial last batch.
+            let a3 = a.slice(s![..used, ..]);
+            gemm(
+                2.0,
+                a3,
+                Op::N,
+                b.view(),
+                Op::N,
+                1.0,
+                c.slice_mut(s![..used, ..]),
+            );
+            let want = naive(&a3.to_owned(), &b) * 2.0 + 1.0;
+            assert_eq!(c.slice(s![..used, ..]), want, "scale {k}");
+            assert!(c.slice(s![used.., ..]).iter().all(|&v| v == 1.0));
+            // beta = 0 into columns 1.. of `c`: column 0 and the rows below stay as they were.
+            let mut c = Array2::from_elem((rows, 4 * k), -3.0f32);
+            let b2 = b.slice(s![.., ..2 * k]);
+            gemm(
+                1.0,
+                a3,
+                Op::N,
+                b2,
+                Op::N,
+                0.0,
+                c.slice_mut(s![..used, 1..1 + 2 * k]),
+            );
+            let want = naive(&a3.to_owned(), &b2.to_owned());
+            assert_eq!(c.slice(s![..used, 1..1 + 2 * k]), want, "scale {k}");
+            let rest = c.slice(s![..used, 1 + 2 * k..]);
+            assert!(c.column(0).iter().chain(rest.iter()).all(|&v| v == -3.0));
+            assert!(c.slice(s![used.., ..]).iter().all(|&v| v == -3.0));
+        }
+    }
+
+    #[test]
+    fn only_products_large_enough_are_cut_and_only_on_a_pool_of_several() {
+        let in_pool = |n: usize, macs: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build();
+            pool.unwrap().install(|| cuts(macs))
+        };
+        assert!(in_pool(2, MIN_SPLIT_MACS));
+        assert!(!in_pool(2, MIN_SPLIT_MACS - 1));
+        assert!(!in_pool(1, 1 << 30));
     }
 
     #[test]

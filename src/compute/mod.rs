@@ -1,4 +1,5 @@
-//! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]), elementwise passes split over
+//! The lowest floor: the `sgemm` door to OpenBLAS ([`blas`]) and the loop for products too
+//! small for it ([`small`]), elementwise passes split over
 //! the rayon pool ([`elementwise`]), the pool's workers kept polling through a loop of short
 //! products ([`awake`]), sparse-dense products for byte inputs ([`sparse`]),
 //! seeded random streams ([`rng`]), the memory budget checked before large allocations
@@ -11,6 +12,7 @@ pub mod dist;
 pub mod elementwise;
 pub mod memory;
 pub mod rng;
+pub mod small;
 pub mod sparse;
 
 /// The machine's hardware threads (logical CPUs) this process may run on.

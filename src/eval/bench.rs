@@ -3,13 +3,14 @@
 //! reads sparse rows), back to back on the same shapes, so a report can say how far the whole
 //! step is above the products.
 
-use crate::compute::awake::with_workers_awake;
-use crate::compute::blas::{gemm, Op};
+use crate::compute::awake::with_workers_awake_if;
+use crate::compute::blas::{self, gemm, Op};
 use crate::compute::sparse;
 use crate::data::{Dataset, InputTransform};
+use crate::model::buffers::{rows, rows_mut};
 use crate::model::{Activations, Deltas, Input, Network, SparseScratch};
 use crate::train::Batch;
-use ndarray::{s, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 use std::time::Instant;
 
 /// Every product of one training step on `n` rows: forward `X W`, weight gradients `Xᵀ δ`,
@@ -41,17 +42,17 @@ pub fn step_products(
         }
         gemm(
             1.0,
-            done[l].slice(s![..n, ..]),
+            rows(&done[l], n),
             Op::N,
             net.weight(l),
             Op::N,
             0.0,
-            rest[0].slice_mut(s![..n, ..]),
+            rows_mut(&mut rest[0], n),
         );
     }
     for l in (0..layers).rev() {
         let (below, from_here) = deltas.bufs.split_at_mut(l);
-        let delta = from_here[0].slice(s![..n, ..]);
+        let delta = rows(&from_here[0], n);
         let w = net.weight_info(l);
         if let (0, Some(x), Some(sc)) = (l, sparse_rows, scratch.as_deref_mut()) {
             let delta = delta.as_slice().expect("row-major");
@@ -64,7 +65,7 @@ pub fn step_products(
             ArrayViewMut2::from_shape((w.rows, w.cols), &mut grads[w.range()]).expect("layout");
         gemm(
             1.0,
-            acts.bufs[l].slice(s![..n, ..]),
+            rows(&acts.bufs[l], n),
             Op::T,
             delta,
             Op::N,
@@ -79,7 +80,7 @@ pub fn step_products(
                 net.weight(l),
                 Op::T,
                 0.0,
-                below[l - 1].slice_mut(s![..n, ..]),
+                rows_mut(&mut below[l - 1], n),
             );
         }
     }
@@ -116,8 +117,8 @@ pub fn products_floor(net: &Network, data: &Dataset, batches: &[usize], repeats:
             *v = ((i * 104_729) % 1000) as f32 * 1e-6 - 5e-4;
         }
     }
-    // As in training (see `Trainer`), the other workers poll between products.
-    with_workers_awake(|| {
+    // As in training (see `Trainer`), the other workers poll between products that are cut.
+    with_workers_awake_if(blas::cuts(net.arch.largest_product(cap)), || {
         let mut best = f64::INFINITY;
         for _ in 0..repeats.max(1) {
             let started = Instant::now();

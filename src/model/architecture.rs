@@ -69,6 +69,15 @@ impl Architecture {
             })
     }
 
+    /// Multiply-adds of the largest product a step on `rows` rows runs (a layer's forward
+    /// product; its two backward products are the same size).
+    pub fn largest_product(&self, rows: usize) -> usize {
+        (0..self.layers.len())
+            .map(|l| rows * self.layer_inputs(l) * self.layers[l].outputs)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Bytes a training run holds: the parameters with `param_copies` copies of their size
     /// (optimizer state, gradients, the epoch snapshot), and activations and deltas for
     /// `rows` rows of every layer. An estimate for the budget check, not an exact count.
@@ -179,4 +188,26 @@ pub(crate) fn tensor_layout(arch: &Architecture) -> Vec<TensorInfo> {
         }
     }
     tensors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_product_is_the_widest_layers_forward() {
+        let relu = Activation::Relu;
+        let mnist = Architecture::flat(
+            784,
+            &[(300, relu), (300, relu), (10, Activation::Identity)],
+            Loss::SoftmaxCrossEntropy,
+        );
+        assert_eq!(mnist.largest_product(32), 32 * 784 * 300);
+        let sine = Architecture::flat(
+            1,
+            &[(6, Activation::Tanh), (1, Activation::Identity)],
+            Loss::MeanSquaredError,
+        );
+        assert_eq!(sine.largest_product(1), 6);
+    }
 }

@@ -9,14 +9,14 @@
 //! the bias) and `Xᵀ δ = (B·mul)ᵀ δ + add·colsum(δ)` (a term every weight row gets).
 
 use super::architecture::{TensorInfo, TensorKind};
-use super::buffers::{Activations, Deltas, SparseScratch};
+use super::buffers::{rows, rows_mut, Activations, Deltas, SparseScratch};
 use super::dropout::Mask;
 use super::loss::{Score, Shaping, Targets};
 use super::network::Network;
 use crate::compute::blas::{gemm, Op};
 use crate::compute::elementwise;
 use crate::compute::sparse::{self, CsrBytes};
-use ndarray::{s, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 
 /// Where the first layer's input rows come from.
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +55,7 @@ impl Network {
         acts.mask = mask;
         for (l, layer) in self.arch.layers.iter().enumerate() {
             let (done, rest) = acts.bufs.split_at_mut(l + 1);
-            let mut out = rest[0].slice_mut(s![..n, ..]);
+            let mut out = rows_mut(&mut rest[0], n);
             let mut bias = &self.params[self.bias_info(l).range()];
             match input {
                 Input::Sparse(x) if l == 0 => {
@@ -71,7 +71,7 @@ impl Network {
                     }
                 }
                 _ => {
-                    let x = done[l].slice(s![..n, ..]);
+                    let x = rows(&done[l], n);
                     let w = self.weight(l);
                     gemm(1.0, x, Op::N, w, Op::N, 0.0, out.view_mut());
                 }
@@ -109,13 +109,13 @@ impl Network {
             acts.output(n),
             self.arch.layers[last].activation,
             targets,
-            Some(deltas.bufs[last].slice_mut(s![..n, ..])),
+            Some(rows_mut(&mut deltas.bufs[last], n)),
             shaping,
         );
         for l in (1..=last).rev() {
             let (below, from_here) = deltas.bufs.split_at_mut(l);
-            let delta = from_here[0].slice(s![..n, ..]);
-            let mut prev = below[l - 1].slice_mut(s![..n, ..]);
+            let delta = rows(&from_here[0], n);
+            let mut prev = rows_mut(&mut below[l - 1], n);
             gemm(
                 1.0,
                 delta,
@@ -126,7 +126,7 @@ impl Network {
                 prev.view_mut(),
             );
             let prev = prev.into_slice().expect("row-major buffer");
-            let a = acts.bufs[l].slice(s![..n, ..]);
+            let a = rows(&acts.bufs[l], n);
             let mut a = a.as_slice().expect("row-major buffer");
             // Through a dropout mask: scaled as the forward pass scaled, and the derivative
             // taken from the output before the mask.
@@ -216,7 +216,7 @@ impl<'a> Gradients<'a> {
     /// `out = beta * out + alpha * g_t` for the one tensor `t` (`out` is its own slice).
     pub fn accumulate_tensor(&mut self, t: &TensorInfo, out: &mut [f32], alpha: f32, beta: f32) {
         let n = self.n;
-        let delta = self.deltas.bufs[t.layer].slice(s![..n, ..]);
+        let delta = rows(&self.deltas.bufs[t.layer], n);
         match (t.kind, self.input) {
             (TensorKind::Weight, Input::Sparse(x)) if t.layer == 0 => {
                 let scratch = self.scratch.as_deref_mut().expect("checked in new");
@@ -233,7 +233,7 @@ impl<'a> Gradients<'a> {
             }
             (TensorKind::Weight, _) => {
                 let out = ArrayViewMut2::from_shape((t.rows, t.cols), out).expect("layout");
-                let input = self.acts.bufs[t.layer].slice(s![..n, ..]);
+                let input = rows(&self.acts.bufs[t.layer], n);
                 gemm(alpha, input, Op::T, delta, Op::N, beta, out);
             }
             (TensorKind::Bias, _) => {

@@ -7,7 +7,8 @@ use super::probe::{describe_divergence, Probe};
 use super::record::{EpochRecord, Observer, TrainState};
 use super::step::{Batch, StepBuffers};
 use super::stop::{stop_reason, StopReason, StopRules};
-use crate::compute::awake::with_workers_awake;
+use crate::compute::awake::with_workers_awake_if;
+use crate::compute::blas;
 use crate::compute::dist::{Collective, Single};
 use crate::data::{Batcher, Dataset, InputTransform};
 use crate::model::Score;
@@ -123,6 +124,12 @@ impl Trainer {
         self.work.batcher.batch_size()
     }
 
+    /// Whether a step hands work to other threads: its largest product is cut between them
+    /// (every parallel pass of a step has a product at least as large beside it).
+    fn steps_share_work(&self) -> bool {
+        blas::cuts(self.state.net.arch.largest_product(self.batch_size()))
+    }
+
     fn save_snapshot(&mut self) {
         let (params, opt, steps) = &mut self.work.snapshot;
         params.copy_from_slice(&self.state.net.params);
@@ -177,16 +184,13 @@ impl Trainer {
             observer.epoch_start(epoch + 1, self.work.batcher.samples(), first.lr);
             let started = Instant::now();
             let mut running = Score::default();
-            let mut batches =
+            let poll = team.size() == 1 && self.steps_share_work();
+            let batches =
                 || self.train_batches(sets, epoch, observer, interrupt, team, &mut running);
             // Alone, the other workers poll through the epoch: a step hands them work every
             // few microseconds, too often to sleep and be woken each time. (MPI ranks may
             // share cores: there they sleep.)
-            let trained = if team.size() > 1 {
-                batches()
-            } else {
-                with_workers_awake(batches)
-            };
+            let trained = with_workers_awake_if(poll, batches);
             if let Err(reason) = trained.and_then(|()| self.check_finite(epoch)) {
                 self.restore_snapshot();
                 return Ok(reason);
