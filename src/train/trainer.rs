@@ -124,8 +124,9 @@ impl Trainer {
         self.work.batcher.batch_size()
     }
 
-    /// Whether a step hands work to other threads: its largest product is cut between them
-    /// (every parallel pass of a step has a product at least as large beside it).
+    /// Whether a step hands work to other threads: its largest product is cut between them.
+    /// (An activation pass splits from 4K elements, so a layer fed by under 32 inputs can
+    /// split one without a cut product beside it; that pass then wakes a sleeping worker.)
     fn steps_share_work(&self) -> bool {
         blas::cuts(self.state.net.arch.largest_product(self.batch_size()))
     }
