@@ -5,9 +5,10 @@
 use super::dataset::{Dataset, Features, TargetData};
 use super::transform::InputTransform;
 use crate::compute::rng;
+use crate::model::buffers::rows;
 use crate::model::loss::Targets;
 use crate::model::{Input, SparseRows};
-use ndarray::{s, Array2};
+use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
@@ -36,7 +37,7 @@ impl TargetBuffer {
     pub fn view(&self, n: usize) -> Targets<'_> {
         match self {
             TargetBuffer::Labels(l) => Targets::Labels(&l[..n]),
-            TargetBuffer::Values(v) => Targets::Values(v.slice(s![..n, ..])),
+            TargetBuffer::Values(v) => Targets::Values(rows(v, n)),
         }
     }
 }

@@ -4,11 +4,12 @@
 use super::{names, Tensor, Trace};
 use crate::compute::blas::{gemm, Op};
 use crate::data::Batcher;
+use crate::model::buffers::rows;
 use crate::model::{Network, Targets};
 use crate::optim::schedule::Schedule;
 use crate::train::{Batch, Sets, StepBuffers, TrainState};
 use anyhow::{bail, Result};
-use ndarray::{s, Array2};
+use ndarray::Array2;
 
 /// Identifies a trace file.
 pub const FORMAT: &str = "backprop-trace-1";
@@ -119,7 +120,7 @@ fn capture(
     let states = net_states(state);
     let mut all = Vec::new();
     let (acts, deltas) = (&buffers.acts, &buffers.deltas);
-    let input = acts.bufs[0].slice(s![..n, ..]);
+    let input = rows(&acts.bufs[0], n);
     all.push(Tensor::from_f32(
         "input",
         vec![n, input.ncols()],
@@ -148,7 +149,7 @@ fn capture(
         all.push(Tensor::from_f32(format!("{}.after", t.name), shape, after));
     }
     for l in 0..layers {
-        let below = acts.bufs[l].slice(s![..n, ..]);
+        let below = rows(&acts.bufs[l], n);
         let cols = net.arch.layers[l].outputs;
         let pre = match acts.layer_input(l, n) {
             Some(z) => z.to_vec(),
@@ -166,7 +167,7 @@ fn capture(
             vec![n, cols],
             out,
         ));
-        let delta = deltas.bufs[l].slice(s![..n, ..]);
+        let delta = rows(&deltas.bufs[l], n);
         let delta = delta.as_slice().expect("rows");
         all.push(Tensor::from_f32(
             format!("layer{l}.delta"),
