@@ -14,6 +14,7 @@ use backprop::compute::sparse::{
 };
 use cblas_sys::{cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use criterion::{BenchmarkId, Criterion};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use std::ffi::CStr;
 use std::hint::black_box;
@@ -122,6 +123,8 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
     }
     let mut rng = Rng::seed_from_u64(7);
     let w = floats(&mut rng, K * H);
+    let mut order: Vec<usize> = (0..csr.rows()).collect();
+    order.shuffle(&mut rng);
     for &batch in &BATCHES {
         // A fixed random batch; dense X is the same rows through the same table.
         let samples: Vec<usize> = (0..batch)
@@ -164,6 +167,19 @@ fn bench_dataset(c: &mut Criterion, name: &str, data: &[u8], pools: &[rayon::Thr
                 b.iter_custom(|iters| {
                     in_pool(pool, iters, || {
                         forward(&csr, &samples, &table, &w, H, &mut out, &mut aligned)
+                    })
+                })
+            });
+            // The same, over a new batch of random rows each call, as an epoch reads them:
+            // their rows come from memory, not from cache.
+            let id = BenchmarkId::new(format!("sparse_trainer_fresh_t{t}"), batch);
+            let mut next = 0;
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    in_pool(pool, iters, || {
+                        let rows = &order[next..next + batch];
+                        next = (next + batch) % (order.len() - batch);
+                        forward(&csr, rows, &table, &w, H, &mut out, &mut aligned)
                     })
                 })
             });

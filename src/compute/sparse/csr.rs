@@ -101,6 +101,13 @@ impl CsrBytes {
         (&self.cols[a..b], &self.vals[a..b])
     }
 
+    /// Hints the CPU to start loading row `i` (its columns and values) into cache.
+    pub(super) fn prefetch_row(&self, i: usize) {
+        let (cols, vals) = self.row(i);
+        prefetch_lines(cols);
+        prefetch_lines(vals);
+    }
+
     pub(super) fn row_nnz(&self, i: usize) -> usize {
         self.row_ptr[i + 1] - self.row_ptr[i]
     }
@@ -110,6 +117,27 @@ impl CsrBytes {
             + self.cols.capacity() * std::mem::size_of::<u16>()
             + self.vals.capacity()
     }
+}
+
+/// Cache lines of a row's columns (and of its values) [`CsrBytes::prefetch_row`] asks for:
+/// an MNIST row takes 5 and 3; the hardware's own prefetcher follows a longer one.
+const PREFETCH_LINES: usize = 32;
+
+/// Hints the CPU to bring the first [`PREFETCH_LINES`] cache lines of `data` towards L2.
+#[inline]
+fn prefetch_lines<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let bytes = std::mem::size_of_val(data).min(PREFETCH_LINES * 64);
+        let p = data.as_ptr().cast::<i8>();
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch is a hint and never faults; `off` is within `data` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 #[cfg(test)]

@@ -56,6 +56,10 @@ impl kernels::Lists<1> for Batch<'_> {
         cols.iter().zip(vals).map(|(&c, &v)| (c as usize, [v]))
     }
 
+    fn prefetch(&self, i: usize) {
+        self.csr.prefetch_row(self.samples[i]);
+    }
+
     fn seek(&self, i: usize, from: usize, row: usize) -> usize {
         let cols = self.csr.row(self.samples[i]).0;
         from + cols[from..].partition_point(|&c| usize::from(c) < row)

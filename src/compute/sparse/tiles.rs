@@ -14,6 +14,8 @@ pub(super) trait Lists<const G: usize>: Sync {
         -> impl Iterator<Item = (usize, [u8; G])> + '_;
     /// The first entry of list `i` at or after `from` whose row of `dense` is `row` or later.
     fn seek(&self, i: usize, from: usize, row: usize) -> usize;
+    /// Asks the CPU to start loading list `i` (a hint; nothing by default).
+    fn prefetch(&self, _i: usize) {}
 }
 
 /// What is shared by every row of one product.
@@ -112,6 +114,7 @@ pub(super) fn for_each_tile<const G: usize, L: Lists<G>>(
     let groups = (out.len() / n).div_ceil(G);
     let mut rest = out;
     let mut start = 0;
+    let mut fetched = 0;
     while start < groups {
         let mut end = start;
         let mut entries = 0;
@@ -119,6 +122,13 @@ pub(super) fn for_each_tile<const G: usize, L: Lists<G>>(
             entries += lists.len(first + end);
             end += 1;
         }
+        // The tile's lists and the next tile's: their first loads then overlap, and the
+        // next tile's are in cache by the time it starts.
+        let ahead = (end + (end - start)).min(groups);
+        for i in fetched.max(start)..ahead {
+            lists.prefetch(first + i);
+        }
+        fetched = ahead;
         let take = ((end - start) * G * n).min(rest.len());
         let (tile, tail) = std::mem::take(&mut rest).split_at_mut(take);
         f(first + start, tile);
