@@ -42,13 +42,14 @@ fn task_len(len: usize, row: usize, cost: Cost) -> Option<usize> {
 /// multiply and an add on its own). The body's loops must be inlined into it
 /// (`#[inline(always)]` helpers) to benefit; it cannot capture anything but its arguments.
 macro_rules! widest_fn {
-    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?)
+        $(-> $ret:ty)? $body:block) => {
         $(#[$attr])*
-        $vis fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 #[target_feature(enable = "avx2")]
-                unsafe fn wide($($arg: $ty),*) $body
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? $body
                 // SAFETY: the CPU has AVX2, checked just above.
                 return unsafe { wide($($arg),*) };
             }
@@ -175,17 +176,12 @@ const COLUMN_LINE: usize = 16;
 /// bottom by one task (so the result does not depend on the split); tasks take blocks of
 /// columns.
 pub fn column_sums(m: &[f32], width: usize, out: &mut [f32], alpha: f32, beta: f32) {
-    let sum_block = |first: usize, out: &mut [f32]| {
-        for (b, out) in out.chunks_mut(COLUMN_BLOCK).enumerate() {
-            let start = first + b * COLUMN_BLOCK;
+    let sum_columns = |first: usize, out: &mut [f32]| {
+        let mut done = 0;
+        while done < out.len() {
             let mut acc = [0.0f32; COLUMN_BLOCK];
-            let acc = &mut acc[..out.len()];
-            for row in m.chunks_exact(width) {
-                for (a, v) in acc.iter_mut().zip(&row[start..]) {
-                    *a += v;
-                }
-            }
-            for (o, a) in out.iter_mut().zip(acc.iter()) {
+            let len = sum_block(m, width, first + done, out.len() - done, &mut acc);
+            for (o, a) in out[done..done + len].iter_mut().zip(&acc) {
                 // beta = 0 must not carry NaN or inf over from the old contents.
                 *o = if beta == 0.0 {
                     alpha * a
@@ -193,17 +189,60 @@ pub fn column_sums(m: &[f32], width: usize, out: &mut [f32], alpha: f32, beta: f
                     beta * *o + alpha * a
                 };
             }
+            done += len;
         }
     };
     if m.len() < MIN_PARALLEL || width < 2 * COLUMN_BLOCK {
-        return sum_block(0, out);
+        return sum_columns(0, out);
     }
     let per_task = width
         .div_ceil(rayon::current_num_threads())
         .next_multiple_of(COLUMN_LINE);
     out.par_chunks_mut(per_task)
         .enumerate()
-        .for_each(|(i, o)| sum_block(i * per_task, o));
+        .for_each(|(i, o)| sum_columns(i * per_task, o));
+}
+
+widest_fn! {
+    /// Sums the next block of columns from `start` (of the `left` still to do) into `acc`
+    /// and returns how many it took: 64, 16 or 8 at once, the sums kept in registers (a
+    /// standardised sparse first layer sums its weights' columns every step), else one.
+    fn sum_block(
+        m: &[f32],
+        width: usize,
+        start: usize,
+        left: usize,
+        acc: &mut [f32; COLUMN_BLOCK],
+    ) -> usize {
+        if left >= COLUMN_BLOCK {
+            sum_fixed::<COLUMN_BLOCK>(m, width, start, acc)
+        } else if left >= 16 {
+            sum_fixed::<16>(m, width, start, acc)
+        } else if left >= 8 {
+            sum_fixed::<8>(m, width, start, acc)
+        } else {
+            sum_fixed::<1>(m, width, start, acc)
+        }
+    }
+}
+
+/// `acc[k] = Σ_r m[r * width + start + k]` for `k < B`, row by row; returns `B`.
+#[inline(always)]
+fn sum_fixed<const B: usize>(
+    m: &[f32],
+    width: usize,
+    start: usize,
+    acc: &mut [f32; COLUMN_BLOCK],
+) -> usize {
+    let mut sums = [0.0f32; B];
+    for row in m.chunks_exact(width) {
+        let block: &[f32; B] = row[start..start + B].try_into().expect("B columns");
+        for (s, v) in sums.iter_mut().zip(block) {
+            *s += v;
+        }
+    }
+    acc[..B].copy_from_slice(&sums);
+    B
 }
 
 #[cfg(test)]
@@ -222,9 +261,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn column_sums_match_a_plain_loop_bit_for_bit() {
-        let (rows, width) = (700usize, 300usize);
+    /// Column sums of `rows × width` varied values, by the definition, top to bottom.
+    fn plain_column_sums(rows: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
         let m: Vec<f32> = (0..rows * width)
             .map(|i| ((i * 7919) % 1000) as f32 * 0.001)
             .collect();
@@ -234,6 +272,24 @@ mod tests {
                 want[j] += m[r * width + j];
             }
         }
+        (m, want)
+    }
+
+    #[test]
+    fn column_sums_of_narrow_matrices_take_every_block_width() {
+        // Run inline: 64, 16, 8 and single columns, in every mix below 2 * 64.
+        for width in [1, 7, 8, 9, 23, 37, 64, 65, 90, 127] {
+            let (m, want) = plain_column_sums(50, width);
+            let mut got = vec![f32::NAN; width];
+            column_sums(&m, width, &mut got, 1.0, 0.0);
+            assert_eq!(got, want, "width {width}");
+        }
+    }
+
+    #[test]
+    fn column_sums_match_a_plain_loop_bit_for_bit() {
+        let (rows, width) = (700usize, 300usize);
+        let (m, want) = plain_column_sums(rows, width);
         // Pools that cut the columns differently (300 / 7 ends mid-line).
         for threads in [1, 2, 3, 7] {
             let pool = rayon::ThreadPoolBuilder::new()
