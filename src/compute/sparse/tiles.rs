@@ -125,10 +125,10 @@ pub(super) fn for_each_tile<const G: usize, L: Lists<G>>(
         // The tile's lists and the next tile's: their first loads then overlap, and the
         // next tile's are in cache by the time it starts.
         let ahead = (end + (end - start)).min(groups);
-        for i in fetched.max(start)..ahead {
+        for i in fetched..ahead {
             lists.prefetch(first + i);
         }
-        fetched = ahead;
+        fetched = fetched.max(ahead);
         let take = ((end - start) * G * n).min(rest.len());
         let (tile, tail) = std::mem::take(&mut rest).split_at_mut(take);
         f(first + start, tile);
